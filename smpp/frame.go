@@ -1,0 +1,71 @@
+package smpp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// FrameError is a frame whose command_length is out of bounds. The stream cannot be trusted
+// after it: answer generic_nack ESME_RINVCMDLEN (Seq is the frame's sequence number, when
+// its header could be read) and close the connection.
+type FrameError struct {
+	Length uint32
+	Max    int
+	Seq    uint32
+}
+
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("smpp: command_length %d outside [%d, %d] (ESME_RINVCMDLEN)", e.Length, HeaderLen, e.Max)
+}
+
+// Unwrap returns StatusInvCmdLen.
+func (e *FrameError) Unwrap() error { return StatusInvCmdLen }
+
+// FrameReader reads length-prefixed SMPP frames from a stream.
+type FrameReader struct {
+	br  *bufio.Reader
+	max int
+}
+
+// NewFrameReader returns a reader that refuses frames longer than maxSize bytes
+// (header included; <= 0 means DefaultMaxPDUSize).
+func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxPDUSize
+	}
+	return &FrameReader{br: bufio.NewReaderSize(r, 32*1024), max: maxSize}
+}
+
+// ReadFrame returns the next frame in a newly allocated slice that the caller owns.
+// Memory is bounded by the maximum size whatever command_length claims: the length is
+// checked before anything is allocated.
+func (r *FrameReader) ReadFrame() ([]byte, error) {
+	hdr, err := r.br.Peek(4)
+	if err != nil {
+		if err == io.EOF || (err == io.ErrUnexpectedEOF && len(hdr) == 0) {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("smpp: reading frame length: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr)
+	if n < HeaderLen || n > uint32(r.max) {
+		fe := &FrameError{Length: n, Max: r.max}
+		if h, err := r.br.Peek(HeaderLen); err == nil {
+			fe.Seq = binary.BigEndian.Uint32(h[12:16])
+		}
+		return nil, fe
+	}
+	frame := make([]byte, n)
+	if _, err := io.ReadFull(r.br, frame); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("smpp: reading %d-byte frame: %w", n, err)
+	}
+	return frame, nil
+}
+
+// Buffered returns the number of bytes already read from the stream but not yet returned.
+func (r *FrameReader) Buffered() int { return r.br.Buffered() }
