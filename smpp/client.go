@@ -1,0 +1,380 @@
+package smpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// BindError is a bind refused by the peer.
+type BindError struct {
+	Status Status
+}
+
+func (e *BindError) Error() string { return "smpp: bind refused: " + e.Status.String() }
+
+// Unwrap returns the status.
+func (e *BindError) Unwrap() error { return e.Status }
+
+// Dial connects to addr and sends bind (a bind request, built or forwarded; its sequence
+// number is replaced). It returns the session, bound, and the peer's bind_resp. When the
+// peer refuses the bind the session is closed and the error is a *BindError; the response
+// is still returned so a relay can forward it.
+func Dial(ctx context.Context, addr string, bind *PDU, h Handler, cfg Config) (*Session, *PDU, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("smpp: dial %s: %w", addr, err)
+	}
+	s := NewSession(c, SideESME, h, cfg)
+	resp, err := s.Bind(ctx, bind)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	if st := resp.Status(); st != StatusOK {
+		s.Close()
+		return nil, resp, &BindError{Status: st}
+	}
+	return s, resp, nil
+}
+
+// LinkConfig configures an upstream link: one or more binds to one SMSC.
+type LinkConfig struct {
+	Name     string
+	Addr     string
+	Bind     BindParams
+	BindType CommandID // BindTransceiver (default), BindTransmitter or BindReceiver
+	// RxBinds adds receiver binds beside the BindType binds (for "one transmitter plus one
+	// receiver" set-ups).
+	RxBinds      int
+	Binds        int     // binds of BindType, default 1
+	TPS          float64 // submits per second over the whole link; 0 = unlimited
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	Session      Config
+	// Handler serves the SMSC's requests (deliver_sm, data_sm, alert_notification) on every bind.
+	Handler Handler
+	Logger  *zap.Logger
+	// OnBind, if set, is called when a bind comes up (err nil) or fails or drops (err set).
+	OnBind func(l *Link, s *Session, err error)
+}
+
+// BindHealth is the state of one bind slot.
+type BindHealth struct {
+	Slot       int       `json:"slot"`
+	BindType   string    `json:"bind_type"`
+	State      string    `json:"state"`
+	Since      time.Time `json:"since"`
+	Reconnects uint64    `json:"reconnects"`
+	LastError  string    `json:"last_error,omitempty"`
+	InFlight   int       `json:"in_flight"`
+}
+
+// Link keeps a set of binds to one SMSC up: it dials, binds, keeps them alive (enquire_link
+// is the session's), reconnects with exponential backoff and jitter, and sends requests over
+// the bound transmitters with a window that waits and an optional TPS limit.
+type Link struct {
+	cfg     LinkConfig
+	log     *zap.Logger
+	limiter *rate.Limiter
+
+	mu      sync.Mutex
+	slots   []*slot
+	up      chan struct{} // closed and replaced whenever a transmitter comes up
+	rr      atomic.Uint32
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	started bool
+}
+
+type slot struct {
+	n          int
+	bindType   CommandID
+	sess       atomic.Pointer[Session]
+	mu         sync.Mutex
+	since      time.Time
+	lastErr    string
+	reconnects uint64
+}
+
+// NewLink returns a link; Start brings it up.
+func NewLink(cfg LinkConfig) *Link {
+	if cfg.Binds <= 0 {
+		cfg.Binds = 1
+	}
+	if cfg.BindType == 0 {
+		cfg.BindType = BindTransceiver
+	}
+	if cfg.ReconnectMin <= 0 {
+		cfg.ReconnectMin = 500 * time.Millisecond
+	}
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		cfg.ReconnectMax = 30 * time.Second
+		if cfg.ReconnectMax < cfg.ReconnectMin {
+			cfg.ReconnectMax = cfg.ReconnectMin
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	l := &Link{cfg: cfg, log: cfg.Logger.With(zap.String("link", cfg.Name)), up: make(chan struct{})}
+	if cfg.TPS > 0 {
+		burst := int(cfg.TPS / 10)
+		if burst < 1 {
+			burst = 1
+		}
+		l.limiter = rate.NewLimiter(rate.Limit(cfg.TPS), burst)
+	}
+	for i := 0; i < cfg.Binds; i++ {
+		l.slots = append(l.slots, &slot{n: len(l.slots), bindType: cfg.BindType})
+	}
+	for i := 0; i < cfg.RxBinds; i++ {
+		l.slots = append(l.slots, &slot{n: len(l.slots), bindType: BindReceiver})
+	}
+	return l
+}
+
+// Name returns the link's name.
+func (l *Link) Name() string { return l.cfg.Name }
+
+// Start runs the bind slots until ctx is done or Close.
+func (l *Link) Start(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		return
+	}
+	l.started = true
+	ctx, l.cancel = context.WithCancel(ctx)
+	for _, sl := range l.slots {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.runSlot(ctx, sl)
+		}()
+	}
+}
+
+// Close unbinds every bind (waiting for unbind_resp up to ctx) and stops reconnecting.
+func (l *Link) Close(ctx context.Context) error {
+	l.mu.Lock()
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	var wg sync.WaitGroup
+	for _, sl := range l.slots {
+		if s := sl.sess.Load(); s != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Unbind(ctx) }()
+		}
+	}
+	wg.Wait()
+	l.wg.Wait()
+	return nil
+}
+
+func (l *Link) backoff(attempt int) time.Duration {
+	d := l.cfg.ReconnectMin << min(attempt, 20)
+	if d > l.cfg.ReconnectMax || d <= 0 {
+		d = l.cfg.ReconnectMax
+	}
+	// Full jitter in [d/2, d): binds that dropped together do not come back together.
+	return d/2 + rand.N(d/2+1)
+}
+
+func (l *Link) runSlot(ctx context.Context, sl *slot) {
+	attempt := 0
+	for ctx.Err() == nil {
+		s, err := l.bindOnce(ctx, sl)
+		if err != nil {
+			sl.mu.Lock()
+			sl.lastErr = err.Error()
+			sl.reconnects++
+			sl.mu.Unlock()
+			if l.cfg.OnBind != nil {
+				l.cfg.OnBind(l, nil, err)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			d := l.backoff(attempt)
+			attempt++
+			l.log.Warn("smpp: upstream bind failed; retrying", zap.Int("slot", sl.n), zap.Error(err), zap.Duration("in", d))
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		attempt = 0
+		sl.mu.Lock()
+		sl.since = time.Now()
+		sl.lastErr = ""
+		sl.mu.Unlock()
+		sl.sess.Store(s)
+		if sl.bindType != BindReceiver {
+			l.mu.Lock()
+			close(l.up)
+			l.up = make(chan struct{})
+			l.mu.Unlock()
+		}
+		l.log.Info("smpp: upstream bound", zap.Int("slot", sl.n), zap.Stringer("bind", sl.bindType), zap.String("addr", l.cfg.Addr))
+		if l.cfg.OnBind != nil {
+			l.cfg.OnBind(l, s, nil)
+		}
+		select {
+		case <-s.Done():
+		case <-ctx.Done():
+			<-s.Done() // Close unbinds it
+		}
+		sl.sess.CompareAndSwap(s, nil)
+		sl.mu.Lock()
+		sl.since = time.Now()
+		if err := s.Err(); err != nil {
+			sl.lastErr = err.Error()
+		}
+		sl.reconnects++
+		sl.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("smpp: upstream bind lost; reconnecting", zap.Int("slot", sl.n), zap.Error(s.Err()))
+		if l.cfg.OnBind != nil {
+			l.cfg.OnBind(l, s, fmt.Errorf("smpp: bind lost: %w", s.Err()))
+		}
+		d := l.backoff(0)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (l *Link) bindOnce(ctx context.Context, sl *slot) (*Session, error) {
+	frame, err := l.cfg.Bind.Encode(sl.bindType, 0)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Parse(frame)
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, l.sessionBindTimeout())
+	defer cancel()
+	s, _, err := Dial(bctx, l.cfg.Addr, p, l.cfg.Handler, l.cfg.Session)
+	return s, err
+}
+
+func (l *Link) sessionBindTimeout() time.Duration {
+	if t := l.cfg.Session.BindTimeout; t > 0 {
+		return t
+	}
+	return 10 * time.Second
+}
+
+// ErrNoLink is returned by Link.Send when no transmitter bind came up before ctx was done.
+var ErrNoLink = errors.New("smpp: no upstream bind available")
+
+// Send sends request p over one of the link's bound transmitters (round robin), waiting for
+// the TPS limiter, for a bind to be up and for window room until ctx is done. The response
+// reaches h with ref, exactly once, as with Session.Send.
+func (l *Link) Send(ctx context.Context, p *PDU, h ResponseHandler, ref Ref) error {
+	if l.limiter != nil {
+		if err := l.limiter.Wait(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrWindowTimeout, err)
+		}
+	}
+	for {
+		s, up := l.pick()
+		if s != nil {
+			err := s.Send(ctx, p, h, ref)
+			if errors.Is(err, ErrClosed) {
+				continue // that bind just dropped: try another
+			}
+			return err
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return ErrNoLink
+		}
+	}
+}
+
+// pick returns a bound transmitter, preferring one with window room, or the channel that
+// is closed when one comes up.
+func (l *Link) pick() (*Session, chan struct{}) {
+	n := uint32(len(l.slots))
+	start := l.rr.Add(1)
+	var fallback *Session
+	for i := uint32(0); i < n; i++ {
+		sl := l.slots[(start+i)%n]
+		s := sl.sess.Load()
+		if s == nil || !s.State().CanTransmit() {
+			continue
+		}
+		if len(s.window) < cap(s.window) {
+			return s, nil
+		}
+		if fallback == nil {
+			fallback = s
+		}
+	}
+	if fallback != nil {
+		return fallback, nil
+	}
+	l.mu.Lock()
+	up := l.up
+	l.mu.Unlock()
+	return nil, up
+}
+
+// Ready reports whether at least one transmitter bind is up.
+func (l *Link) Ready() bool {
+	for _, sl := range l.slots {
+		if s := sl.sess.Load(); s != nil && s.State().CanTransmit() {
+			return true
+		}
+	}
+	return false
+}
+
+// Sessions returns the link's bound sessions.
+func (l *Link) Sessions() []*Session {
+	var out []*Session
+	for _, sl := range l.slots {
+		if s := sl.sess.Load(); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Health returns the state of each bind slot.
+func (l *Link) Health() []BindHealth {
+	out := make([]BindHealth, 0, len(l.slots))
+	for _, sl := range l.slots {
+		sl.mu.Lock()
+		h := BindHealth{Slot: sl.n, BindType: sl.bindType.String(), Since: sl.since, Reconnects: sl.reconnects, LastError: sl.lastErr, State: "DOWN"}
+		sl.mu.Unlock()
+		if s := sl.sess.Load(); s != nil {
+			h.State = s.State().String()
+			h.InFlight, _ = s.InFlight()
+		}
+		out = append(out, h)
+	}
+	return out
+}

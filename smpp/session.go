@@ -1,0 +1,762 @@
+package smpp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Handler serves the requests a peer sends on a session.
+//
+// ServePDU is called on the session's reader goroutine, one request at a time, in arrival
+// order. The session answers enquire_link, unbind, unknown commands, malformed PDUs,
+// requests not allowed in the bind state and requests beyond the window itself; every
+// other request reaches the handler, which owns p and must answer it exactly once (when
+// p.ID().HasResponse()) with Session.Respond or Session.WriteResponse — possibly later,
+// from another goroutine. ServePDU must not block for long: the next PDU of the session
+// waits for it to return.
+type Handler interface {
+	ServePDU(s *Session, p *PDU)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(s *Session, p *PDU)
+
+// ServePDU calls f.
+func (f HandlerFunc) ServePDU(s *Session, p *PDU) { f(s, p) }
+
+// Ref is a caller's reference stored, by value, with a request sent by Session.Send and
+// handed back with its response. Storing it by value keeps the relay's hot path free of
+// per-request allocations.
+type Ref struct {
+	Session *Session
+	Seq     uint32
+	Aux     uint64
+	Value   any
+}
+
+// ResponseHandler receives the response to a request sent with Session.Send.
+// HandleResponse is called exactly once per request: with the response (generic_nack
+// included), or with a nil PDU and ErrTimeout or ErrClosed. It runs on the session's reader
+// or timer goroutine and must not block for long.
+type ResponseHandler interface {
+	HandleResponse(ref Ref, resp *PDU, err error)
+}
+
+// Config holds a session's limits and timers. The zero value is usable: each field
+// documents its default.
+type Config struct {
+	// Window bounds our outstanding requests to the peer; Send waits for room. Default 100.
+	Window int
+	// PeerWindow bounds the peer's requests we have not answered yet; beyond it a request is
+	// answered with ThrottleStatus. Default Window.
+	PeerWindow int
+	// ThrottleStatus answers requests beyond PeerWindow. Default ESME_RTHROTTLED.
+	ThrottleStatus Status
+	// MaxPDUSize bounds command_length. Default DefaultMaxPDUSize.
+	MaxPDUSize int
+	// EnquireLinkInterval: when nothing was received for this long, send enquire_link; no
+	// answer within ResponseTimeout closes the session. Default 30 s; negative disables.
+	EnquireLinkInterval time.Duration
+	// InactivityTimeout: nothing received for this long unbinds and closes. Default 0 (off).
+	InactivityTimeout time.Duration
+	// ResponseTimeout bounds the wait for each response. Default 10 s.
+	ResponseTimeout time.Duration
+	// BindTimeout: a session not bound after this long is closed. Default 10 s.
+	BindTimeout time.Duration
+	// WriteTimeout bounds each write to the socket; a peer that does not read is cut off. Default 10 s.
+	WriteTimeout time.Duration
+	// Logger; default zap.NewNop().
+	Logger *zap.Logger
+	// OnClose, if set, is called once after the session closed and every pending request
+	// got its ErrClosed.
+	OnClose func(s *Session, err error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Window <= 0 {
+		c.Window = 100
+	}
+	if c.PeerWindow <= 0 {
+		c.PeerWindow = c.Window
+	}
+	if c.ThrottleStatus == 0 {
+		c.ThrottleStatus = StatusThrottled
+	}
+	if c.MaxPDUSize <= 0 {
+		c.MaxPDUSize = DefaultMaxPDUSize
+	}
+	if c.EnquireLinkInterval == 0 {
+		c.EnquireLinkInterval = 30 * time.Second
+	}
+	if c.ResponseTimeout <= 0 {
+		c.ResponseTimeout = 10 * time.Second
+	}
+	if c.BindTimeout <= 0 {
+		c.BindTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+type pending struct {
+	h        ResponseHandler
+	ref      Ref
+	id       CommandID
+	deadline int64 // unix nanos
+}
+
+// Counters are a session's traffic counts.
+type Counters struct {
+	RxPDUs, TxPDUs     uint64
+	RxRequests         uint64
+	Throttled          uint64
+	UnmatchedResponses uint64
+	ResponseTimeouts   uint64
+	ProtocolErrors     uint64
+}
+
+// Session is one SMPP connection, on either side: bind state machine, sequence numbers, a
+// window of outstanding requests, a single writer, enquire_link keepalive, timers and clean
+// close. Its methods are safe for concurrent use.
+type Session struct {
+	conn    net.Conn
+	cfg     Config
+	side    Side
+	handler Handler
+	log     *zap.Logger
+
+	state     atomic.Uint32
+	seq       atomic.Uint32
+	systemID  atomic.Pointer[string]
+	createdAt time.Time
+	boundAt   atomic.Int64
+	lastRecv  atomic.Int64
+
+	out     chan []byte // nil entry: flush and close
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	err     error // why it closed; read after closing
+
+	window  chan struct{}
+	mu      sync.Mutex
+	pending map[uint32]pending
+	enqSeq  uint32 // outstanding keepalive enquire_link, 0 when none (under mu)
+
+	peerOutstanding atomic.Int64
+
+	rxPDUs, txPDUs, rxReq, throttled, unmatched, timeouts, protoErrs atomic.Uint64
+
+	// Data is free for the owner of the session (the relay keeps its per-session state here).
+	Data atomic.Pointer[any]
+}
+
+// NewSession starts a session over conn: it spawns the reader and the writer and returns.
+// h serves the peer's requests; nil answers them ESME_RSYSERR... except that a nil handler
+// on the ESME side is fine when the peer never sends requests besides enquire_link.
+func NewSession(conn net.Conn, side Side, h Handler, cfg Config) *Session {
+	cfg = cfg.withDefaults()
+	s := &Session{
+		conn:      conn,
+		cfg:       cfg,
+		side:      side,
+		handler:   h,
+		createdAt: time.Now(),
+		out:       make(chan []byte, cfg.Window+cfg.PeerWindow+16),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+		window:    make(chan struct{}, cfg.Window),
+		pending:   make(map[uint32]pending, cfg.Window),
+	}
+	s.log = cfg.Logger.With(zap.String("peer", conn.RemoteAddr().String()))
+	s.lastRecv.Store(time.Now().UnixNano())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.readLoop() }()
+	go func() { defer wg.Done(); s.writeLoop() }()
+	go func() { wg.Wait(); s.finish() }()
+	return s
+}
+
+// State returns the bind state.
+func (s *Session) State() State { return State(s.state.Load()) }
+
+// Side returns which end of the protocol this session plays.
+func (s *Session) Side() Side { return s.side }
+
+// SystemID returns the system_id the session bound with ("" before a bind).
+func (s *Session) SystemID() string {
+	if p := s.systemID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// RemoteAddr returns the peer's address.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// Since returns when the session was created and when it bound (zero when not bound).
+func (s *Session) Since() (created, bound time.Time) {
+	if b := s.boundAt.Load(); b != 0 {
+		bound = time.Unix(0, b)
+	}
+	return s.createdAt, bound
+}
+
+// Logger returns the session's logger.
+func (s *Session) Logger() *zap.Logger { return s.log }
+
+// Config returns the session's effective configuration.
+func (s *Session) Config() Config { return s.cfg }
+
+// Done is closed when the session has closed and its goroutines have exited.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session closed (nil while open; io.EOF for a clean close).
+func (s *Session) Err() error {
+	select {
+	case <-s.closing:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// InFlight returns our outstanding requests and the peer's unanswered requests.
+func (s *Session) InFlight() (ours, peers int) {
+	return len(s.window), int(s.peerOutstanding.Load())
+}
+
+// Counters returns the session's traffic counts.
+func (s *Session) Counters() Counters {
+	return Counters{
+		RxPDUs: s.rxPDUs.Load(), TxPDUs: s.txPDUs.Load(), RxRequests: s.rxReq.Load(), Throttled: s.throttled.Load(),
+		UnmatchedResponses: s.unmatched.Load(), ResponseTimeouts: s.timeouts.Load(), ProtocolErrors: s.protoErrs.Load(),
+	}
+}
+
+// NextSeq returns a fresh sequence number (1..0x7FFFFFFF, wrapping).
+func (s *Session) NextSeq() uint32 {
+	for {
+		n := s.seq.Add(1)
+		if n&0x7FFFFFFF != 0 {
+			return n & 0x7FFFFFFF
+		}
+	}
+}
+
+// SetBound marks the session bound in the state a bind of kind id leads to, with systemID.
+func (s *Session) SetBound(id CommandID, systemID string) {
+	s.systemID.Store(&systemID)
+	s.boundAt.Store(time.Now().UnixNano())
+	s.setState(BoundState(id))
+}
+
+func (s *Session) setState(st State) {
+	for {
+		cur := s.state.Load()
+		if State(cur) == StateClosed {
+			return
+		}
+		if s.state.CompareAndSwap(cur, uint32(st)) {
+			return
+		}
+	}
+}
+
+// write queues one frame for the single writer. It blocks only when the queue is full,
+// which the windows prevent in a well-behaved flow, and never past the session's close.
+func (s *Session) write(b []byte) error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	select {
+	case s.out <- b:
+		return nil
+	case <-s.closing:
+		return ErrClosed
+	}
+}
+
+// WriteResponse writes a response frame to a request the handler was given. It counts
+// against the peer's window.
+func (s *Session) WriteResponse(frame []byte) error {
+	s.peerOutstanding.Add(-1)
+	return s.write(frame)
+}
+
+// Respond answers req with status and, for responses that carry one, messageID.
+func (s *Session) Respond(req *PDU, status Status, messageID string) error {
+	b, err := Response(req, status, messageID)
+	if err != nil {
+		return err
+	}
+	return s.WriteResponse(b)
+}
+
+// AcceptBind answers a bind request the handler was given: on ESME_ROK the session becomes
+// bound as systemID and the response carries sc_interface_version.
+func (s *Session) AcceptBind(req *PDU, status Status, systemID string) error {
+	b, err := BindResponse(req, status, "smppguard")
+	if err != nil {
+		return err
+	}
+	return s.CompleteBind(req, b, systemID)
+}
+
+// CompleteBind answers a bind request with a ready bind_resp frame (the pass-through relay
+// forwards the SMSC's own), patching its sequence number to the request's. The session
+// becomes bound when the response's status is ESME_ROK.
+func (s *Session) CompleteBind(req *PDU, resp []byte, systemID string) error {
+	if len(resp) < HeaderLen {
+		return ErrShortHeader
+	}
+	rp := PDU{raw: resp}
+	rp.SetSeq(req.Seq())
+	if rp.Status() == StatusOK {
+		s.SetBound(req.ID(), systemID)
+	}
+	return s.WriteResponse(resp)
+}
+
+// Send assigns the next sequence number to request p (patching its bytes in place), waits
+// for room in the window (until ctx is done: ErrWindowTimeout), registers h to receive the
+// response with ref, and queues p. A request without a response (outbind,
+// alert_notification) is written without registration.
+func (s *Session) Send(ctx context.Context, p *PDU, h ResponseHandler, ref Ref) error {
+	return s.SendFrame(ctx, p.raw, h, ref)
+}
+
+// SendFrame is Send for a raw request frame.
+func (s *Session) SendFrame(ctx context.Context, frame []byte, h ResponseHandler, ref Ref) error {
+	rp := PDU{raw: frame}
+	id := rp.ID()
+	if !id.HasResponse() {
+		rp.SetSeq(s.NextSeq())
+		return s.write(frame)
+	}
+	select {
+	case s.window <- struct{}{}:
+	default:
+		select {
+		case s.window <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrWindowTimeout, ctx.Err())
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+	seq := s.NextSeq()
+	rp.SetSeq(seq)
+	s.mu.Lock()
+	if s.State() == StateClosed {
+		s.mu.Unlock()
+		<-s.window
+		return ErrClosed
+	}
+	s.pending[seq] = pending{h: h, ref: ref, id: id, deadline: time.Now().Add(s.cfg.ResponseTimeout).UnixNano()}
+	s.mu.Unlock()
+	// If the session closes meanwhile, finish() delivers ErrClosed to h: one answer either way.
+	s.write(frame)
+	return nil
+}
+
+// TrySend is Send that fails with ErrWindowTimeout at once when the window is full.
+func (s *Session) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return s.Send(ctx, p, h, ref)
+}
+
+type result struct {
+	p   *PDU
+	err error
+}
+
+type chanHandler chan result
+
+func (c chanHandler) HandleResponse(_ Ref, p *PDU, err error) { c <- result{p, err} }
+
+// Request sends p and waits for its response. A response with a non-zero status is
+// returned as the PDU, not as an error.
+func (s *Session) Request(ctx context.Context, p *PDU) (*PDU, error) {
+	ch := make(chanHandler, 1)
+	if err := s.Send(ctx, p, ch, Ref{}); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.p, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err() // the pending entry expires by ResponseTimeout
+	}
+}
+
+// Bind sends a bind request (built or forwarded) and waits for the bind_resp. On
+// ESME_ROK the session is bound. The response is returned whatever its status.
+func (s *Session) Bind(ctx context.Context, req *PDU) (*PDU, error) {
+	if !req.ID().IsBind() {
+		return nil, fmt.Errorf("smpp: Bind with %s", req.ID())
+	}
+	resp, err := s.Request(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("smpp: %s: %w", req.ID(), err)
+	}
+	if resp.Status() == StatusOK {
+		s.SetBound(req.ID(), req.CString(FieldSystemID))
+	}
+	return resp, nil
+}
+
+// Unbind sends unbind, waits for unbind_resp (or ctx, or ResponseTimeout) and closes.
+func (s *Session) Unbind(ctx context.Context) error {
+	if s.State() == StateClosed {
+		return nil
+	}
+	s.setState(StateUnbinding)
+	p, _ := Parse(HeaderOnly(Unbind, StatusOK, 0))
+	_, err := s.Request(ctx, p)
+	s.closeWith(io.EOF)
+	<-s.done
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("smpp: unbind: %w", err)
+	}
+	return nil
+}
+
+// Close closes the session at once: queued frames not yet written are dropped and every
+// pending request gets ErrClosed.
+func (s *Session) Close() error {
+	s.closeWith(ErrClosed)
+	<-s.done
+	return nil
+}
+
+// CloseAfterFlush writes what is queued, then closes.
+func (s *Session) CloseAfterFlush() {
+	select {
+	case s.out <- nil:
+	case <-s.closing:
+	}
+}
+
+func (s *Session) closeWith(err error) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.err = err
+		s.state.Store(uint32(StateClosed))
+		s.mu.Unlock()
+		close(s.closing)
+		s.conn.Close()
+	})
+}
+
+// finish runs once both loops exited: it fails what is pending and calls OnClose.
+func (s *Session) finish() {
+	s.mu.Lock()
+	left := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	for _, pe := range left {
+		<-s.window
+		if pe.h != nil {
+			pe.h.HandleResponse(pe.ref, nil, ErrClosed)
+		}
+	}
+	if s.cfg.OnClose != nil {
+		s.cfg.OnClose(s, s.err)
+	}
+	close(s.done)
+}
+
+func (s *Session) readLoop() {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("smpp: panic in session reader", zap.Any("panic", r), zap.Stack("stack"))
+			s.closeWith(fmt.Errorf("smpp: panic: %v", r))
+		}
+	}()
+	fr := NewFrameReader(s.conn, s.cfg.MaxPDUSize)
+	for {
+		frame, err := fr.ReadFrame()
+		if err != nil {
+			var fe *FrameError
+			if errors.As(err, &fe) {
+				s.protoErrs.Add(1)
+				s.log.Warn("smpp: bad command_length, closing", zap.Uint32("command_length", fe.Length))
+				s.write(HeaderOnly(GenericNack, StatusInvCmdLen, fe.Seq))
+				s.CloseAfterFlush()
+				<-s.closing
+				return
+			}
+			s.closeWith(err)
+			return
+		}
+		s.rxPDUs.Add(1)
+		s.lastRecv.Store(time.Now().UnixNano())
+		p, err := Parse(frame)
+		if err != nil {
+			s.rejectMalformed(p, err)
+			continue
+		}
+		if p.ID().IsResponse() {
+			s.handleResponse(p)
+			continue
+		}
+		s.handleRequest(p)
+		if s.State() == StateClosed {
+			return
+		}
+	}
+}
+
+func (s *Session) rejectMalformed(p *PDU, err error) {
+	s.protoErrs.Add(1)
+	var st Status
+	if !errors.As(err, &st) {
+		st = StatusSysErr
+	}
+	id := p.ID()
+	s.log.Debug("smpp: malformed PDU", zap.Stringer("command", id), zap.Error(err))
+	if !id.Known() || !id.HasResponse() {
+		s.write(HeaderOnly(GenericNack, st, p.Seq()))
+		return
+	}
+	s.write(HeaderOnly(id.Response(), st, p.Seq()))
+}
+
+func (s *Session) handleResponse(p *PDU) {
+	seq := p.Seq()
+	s.mu.Lock()
+	pe, ok := s.pending[seq]
+	if ok {
+		delete(s.pending, seq)
+	}
+	s.mu.Unlock()
+	if !ok || (p.ID() != GenericNack && p.ID().Request() != pe.id) {
+		s.unmatched.Add(1)
+		s.log.Debug("smpp: response matches no request", zap.Stringer("command", p.ID()), zap.Uint32("seq", seq))
+		if ok { // wrong command for the sequence number: keep waiting for the right one
+			s.mu.Lock()
+			if s.pending != nil {
+				s.pending[seq] = pe
+			}
+			s.mu.Unlock()
+		}
+		return
+	}
+	<-s.window
+	if pe.h != nil {
+		pe.h.HandleResponse(pe.ref, p, nil)
+	}
+}
+
+func (s *Session) handleRequest(p *PDU) {
+	id := p.ID()
+	switch id {
+	case EnquireLink:
+		s.write(HeaderOnly(EnquireLinkResp, StatusOK, p.Seq()))
+		return
+	case Unbind:
+		if !s.State().Bound() {
+			s.write(HeaderOnly(UnbindResp, StatusInvBndSts, p.Seq()))
+			return
+		}
+		s.setState(StateUnbinding)
+		s.write(HeaderOnly(UnbindResp, StatusOK, p.Seq()))
+		s.CloseAfterFlush()
+		return
+	}
+	st := s.State()
+	if !allowed(s.side, st, id) {
+		s.protoErrs.Add(1)
+		status := StatusInvBndSts
+		if id.IsBind() && st.Bound() {
+			status = StatusAlyBnd
+		}
+		if id.HasResponse() {
+			s.write(HeaderOnly(id.Response(), status, p.Seq()))
+		} else {
+			s.write(HeaderOnly(GenericNack, status, p.Seq()))
+		}
+		return
+	}
+	if id.HasResponse() {
+		s.rxReq.Add(1)
+		if s.peerOutstanding.Add(1) > int64(s.cfg.PeerWindow) {
+			s.peerOutstanding.Add(-1)
+			s.throttled.Add(1)
+			s.write(HeaderOnly(id.Response(), s.cfg.ThrottleStatus, p.Seq()))
+			return
+		}
+	}
+	if s.handler == nil {
+		if id.HasResponse() {
+			s.WriteResponse(HeaderOnly(id.Response(), StatusSysErr, p.Seq()))
+		}
+		return
+	}
+	s.handler.ServePDU(s, p)
+}
+
+func (s *Session) tick() time.Duration {
+	t := s.cfg.ResponseTimeout / 4
+	if t > time.Second {
+		t = time.Second
+	}
+	if t < 10*time.Millisecond {
+		t = 10 * time.Millisecond
+	}
+	return t
+}
+
+func (s *Session) writeLoop() {
+	bw := bufio.NewWriterSize(s.conn, 32*1024)
+	ticker := time.NewTicker(s.tick())
+	defer ticker.Stop()
+	for {
+		select {
+		case b := <-s.out:
+			if !s.writeBatch(bw, b) {
+				return
+			}
+		case now := <-ticker.C:
+			if !s.timers(now, bw) {
+				return
+			}
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// writeBatch writes b and whatever else is queued, then flushes once.
+func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
+	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	for {
+		if b == nil { // flush and close
+			if err := bw.Flush(); err != nil {
+				s.closeWith(err)
+				return false
+			}
+			s.closeWith(io.EOF)
+			return false
+		}
+		if _, err := bw.Write(b); err != nil {
+			s.closeWith(fmt.Errorf("smpp: write: %w", err))
+			return false
+		}
+		s.txPDUs.Add(1)
+		select {
+		case b = <-s.out:
+			continue
+		default:
+		}
+		if err := bw.Flush(); err != nil {
+			s.closeWith(fmt.Errorf("smpp: write: %w", err))
+			return false
+		}
+		return true
+	}
+}
+
+type keepalive struct{ s *Session }
+
+func (k keepalive) HandleResponse(_ Ref, _ *PDU, err error) {
+	k.s.mu.Lock()
+	k.s.enqSeq = 0
+	k.s.mu.Unlock()
+	if errors.Is(err, ErrTimeout) {
+		k.s.log.Warn("smpp: enquire_link unanswered, closing")
+		k.s.closeWith(fmt.Errorf("smpp: enquire_link: %w", err))
+	}
+}
+
+// timers runs on the writer goroutine: response timeouts, bind timeout, inactivity and
+// keepalive. It writes to bw itself (queueing to s.out from here could deadlock) and reports
+// whether the session goes on.
+func (s *Session) timers(now time.Time, bw *bufio.Writer) bool {
+	nowNs := now.UnixNano()
+	var expired []pending
+	s.mu.Lock()
+	for seq, pe := range s.pending {
+		if pe.deadline <= nowNs {
+			delete(s.pending, seq)
+			expired = append(expired, pe)
+		}
+	}
+	s.mu.Unlock()
+	for _, pe := range expired {
+		<-s.window
+		s.timeouts.Add(1)
+		if pe.h != nil {
+			pe.h.HandleResponse(pe.ref, nil, ErrTimeout)
+		}
+	}
+	st := s.State()
+	if st == StateOpen && now.Sub(s.createdAt) > s.cfg.BindTimeout {
+		s.log.Info("smpp: not bound within bind timeout, closing", zap.Duration("bind_timeout", s.cfg.BindTimeout))
+		s.closeWith(errors.New("smpp: bind timeout"))
+		return false
+	}
+	if !st.Bound() {
+		return true
+	}
+	idle := time.Duration(nowNs - s.lastRecv.Load())
+	if s.cfg.InactivityTimeout > 0 && idle > s.cfg.InactivityTimeout {
+		s.log.Info("smpp: inactivity timeout, unbinding", zap.Duration("idle", idle))
+		s.setState(StateUnbinding)
+		s.directWrite(bw, HeaderOnly(Unbind, StatusOK, s.NextSeq()))
+		s.closeWith(errors.New("smpp: inactivity timeout"))
+		return false
+	}
+	if s.cfg.EnquireLinkInterval > 0 && idle > s.cfg.EnquireLinkInterval {
+		s.mu.Lock()
+		if s.enqSeq != 0 || s.pending == nil {
+			s.mu.Unlock()
+			return true
+		}
+		select {
+		case s.window <- struct{}{}:
+		default: // window full of requests: their responses will prove the peer alive
+			s.mu.Unlock()
+			return true
+		}
+		seq := s.NextSeq()
+		s.enqSeq = seq
+		s.pending[seq] = pending{h: keepalive{s}, id: EnquireLink, deadline: nowNs + int64(s.cfg.ResponseTimeout)}
+		s.mu.Unlock()
+		return s.directWrite(bw, HeaderOnly(EnquireLink, StatusOK, seq))
+	}
+	return true
+}
+
+func (s *Session) directWrite(bw *bufio.Writer, b []byte) bool {
+	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if _, err := bw.Write(b); err != nil {
+		s.closeWith(fmt.Errorf("smpp: write: %w", err))
+		return false
+	}
+	if err := bw.Flush(); err != nil {
+		s.closeWith(fmt.Errorf("smpp: write: %w", err))
+		return false
+	}
+	s.txPDUs.Add(1)
+	return true
+}

@@ -1,0 +1,279 @@
+package smpp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// runServer starts a Server on 127.0.0.1:0 whose sessions accept any bind and answer
+// submit_sm with "id-<seq>" through serve (nil: default behaviour).
+func runServer(t *testing.T, cfg Config, serve HandlerFunc) (string, *Server) {
+	t.Helper()
+	if serve == nil {
+		serve = func(s *Session, p *PDU) {
+			switch {
+			case p.ID().IsBind():
+				s.AcceptBind(p, StatusOK, p.CString(FieldSystemID))
+			case p.ID() == SubmitSM:
+				s.Respond(p, StatusOK, "id-"+p.CString(FieldDestinationAddr))
+			default:
+				s.Respond(p, StatusOK, "")
+			}
+		}
+	}
+	srv := &Server{Session: cfg, NewHandler: func(*Session) Handler { return serve }}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		srv.Shutdown(sctx)
+		cancel()
+		<-done
+	})
+	return ln.Addr().String(), srv
+}
+
+// mustB unwraps an encoder result in tests; encoding errors are test bugs.
+func mustB(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func mustPDU(t testing.TB, b []byte) *PDU {
+	t.Helper()
+	p, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func dialBound(t *testing.T, addr string, id CommandID, cfg Config) *Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bind := mustPDU(t, mustB(BindParams{SystemID: "bank", Password: "pw"}.Encode(id, 0)))
+	s, resp, err := Dial(ctx, addr, bind, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Seq() != bind.Seq() {
+		t.Fatalf("bind_resp seq %d, request %d", resp.Seq(), bind.Seq())
+	}
+	if v, ok := resp.TLV(TagSCInterfaceVersion); !ok || v[0] != 0x34 {
+		t.Fatal("bind_resp lacks sc_interface_version 0x34")
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSessionSubmitAndStates(t *testing.T) {
+	addr, _ := runServer(t, Config{}, nil)
+	s := dialBound(t, addr, BindTransmitter, Config{})
+	if s.State() != StateBoundTX {
+		t.Fatalf("state %s", s.State())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "hello")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ID() != SubmitSMResp || resp.Status() != StatusOK || resp.CString(FieldMessageID) != "id-447700900123" {
+		t.Fatalf("resp %v %q", resp.Header(), resp.CString(FieldMessageID))
+	}
+	// deliver_sm from an ESME is not allowed on the SMSC side: ESME_RINVBNDSTS.
+	dl := mustPDU(t, mustB(NewBuilder(DeliverSM, StatusOK, 0).CString("").Int(0).Int(0).CString("a").Int(0).Int(0).CString("b").
+		Int(0).Int(0).Int(0).CString("").CString("").Int(0).Int(0).Int(0).Int(0).ShortMessage(nil).Bytes()))
+	resp, err = s.Request(ctx, dl)
+	if err != nil || resp.Status() != StatusInvBndSts {
+		t.Fatalf("deliver_sm from ESME: %v %v", resp, err)
+	}
+	// a second bind: ESME_RALYBND.
+	resp, err = s.Request(ctx, mustPDU(t, mustB(BindParams{SystemID: "x"}.Encode(BindTransmitter, 0))))
+	if err != nil || resp.Status() != StatusAlyBnd {
+		t.Fatalf("rebind: %v %v", resp, err)
+	}
+	if err := s.Unbind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.State() != StateClosed {
+		t.Fatalf("after unbind: %s", s.State())
+	}
+}
+
+func TestSessionRequestBeforeBind(t *testing.T) {
+	addr, _ := runServer(t, Config{}, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSession(c, SideESME, nil, Config{})
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "x")))
+	if err != nil || resp.Status() != StatusInvBndSts {
+		t.Fatalf("submit before bind: %v %v", resp, err)
+	}
+	// unknown command id → generic_nack ESME_RINVCMDID, session continues.
+	resp, err = s.Request(ctx, &PDU{raw: HeaderOnly(0x00000077, StatusOK, 0)})
+	if err != nil || resp.ID() != GenericNack || resp.Status() != StatusInvCmdID {
+		t.Fatalf("unknown command: %v %v", resp, err)
+	}
+	resp, err = s.Request(ctx, mustPDU(t, HeaderOnly(EnquireLink, StatusOK, 0)))
+	if err != nil || resp.ID() != EnquireLinkResp {
+		t.Fatalf("enquire_link after unknown command: %v %v", resp, err)
+	}
+}
+
+// The peer's window: requests beyond it are answered ESME_RTHROTTLED without reaching the handler.
+func TestSessionPeerWindowThrottles(t *testing.T) {
+	var mu sync.Mutex
+	var held []*PDU
+	release := make(chan struct{})
+	addr, _ := runServer(t, Config{Window: 2}, func(s *Session, p *PDU) {
+		if p.ID().IsBind() {
+			s.AcceptBind(p, StatusOK, "x")
+			return
+		}
+		mu.Lock()
+		held = append(held, p)
+		mu.Unlock()
+		go func() { <-release; s.Respond(p, StatusOK, "ok") }()
+	})
+	s := dialBound(t, addr, BindTransceiver, Config{Window: 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	type res struct {
+		p   *PDU
+		err error
+	}
+	results := make(chan res, 3)
+	for range 3 {
+		go func() {
+			p, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "x")))
+			results <- res{p, err}
+		}()
+	}
+	r := <-results // the third one, throttled at once
+	if r.err != nil || r.p.Status() != StatusThrottled {
+		t.Fatalf("want ESME_RTHROTTLED first, got %v %v", r.p, r.err)
+	}
+	close(release)
+	for range 2 {
+		if r := <-results; r.err != nil || r.p.Status() != StatusOK {
+			t.Fatalf("held: %v %v", r.p, r.err)
+		}
+	}
+}
+
+// A request with no response gets ErrTimeout after ResponseTimeout, exactly once.
+func TestSessionResponseTimeout(t *testing.T) {
+	addr, _ := runServer(t, Config{}, func(s *Session, p *PDU) {
+		if p.ID().IsBind() {
+			s.AcceptBind(p, StatusOK, "x")
+		} // submits are never answered
+	})
+	s := dialBound(t, addr, BindTransceiver, Config{ResponseTimeout: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "x")))
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err %v, want ErrTimeout", err)
+	}
+	if ours, _ := s.InFlight(); ours != 0 {
+		t.Fatalf("window not released: %d", ours)
+	}
+}
+
+func TestSessionOversizedFrame(t *testing.T) {
+	addr, _ := runServer(t, Config{MaxPDUSize: 1024}, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hdr := HeaderOnly(SubmitSM, StatusOK, 42)
+	hdr[0], hdr[1], hdr[2], hdr[3] = 0, 1, 0, 0 // 65536 > 1024
+	c.Write(hdr)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fr := NewFrameReader(c, 0)
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPDU(t, f)
+	if p.ID() != GenericNack || p.Status() != StatusInvCmdLen || p.Seq() != 42 {
+		t.Fatalf("got %v", p.Header())
+	}
+	if _, err := fr.ReadFrame(); err == nil {
+		t.Fatal("connection not closed after bad command_length")
+	}
+}
+
+func TestSessionEnquireLinkKeepalive(t *testing.T) {
+	addr, srv := runServer(t, Config{}, nil)
+	s := dialBound(t, addr, BindTransceiver, Config{EnquireLinkInterval: 50 * time.Millisecond, ResponseTimeout: time.Second})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ss := range srv.Sessions() {
+			if ss.Counters().RxPDUs >= 3 { // bind + at least two enquire_links
+				if c := s.Counters(); c.ResponseTimeouts != 0 {
+					t.Fatalf("keepalive timeouts %d", c.ResponseTimeouts)
+				}
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no enquire_link keepalive seen")
+}
+
+func TestLinkReconnects(t *testing.T) {
+	addr, srv := runServer(t, Config{}, nil)
+	l := NewLink(LinkConfig{Name: "t", Addr: addr, Bind: BindParams{SystemID: "p"}, Binds: 2, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l.Start(ctx)
+	defer l.Close(ctx)
+	waitUp := func(n int, reconnects uint64) {
+		for ctx.Err() == nil {
+			up := 0
+			for _, h := range l.Health() {
+				if h.State == "BOUND_TRX" && h.Reconnects >= reconnects {
+					up++
+				}
+			}
+			if up == n {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("binds not up: %+v", l.Health())
+	}
+	waitUp(2, 0)
+	for _, s := range srv.Sessions() {
+		s.Close()
+	}
+	waitUp(2, 1)
+	ch := make(chanHandler, 1)
+	if err := l.Send(ctx, mustPDU(t, submitSM(t, 0, "x")), ch, Ref{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.err != nil || r.p.Status() != StatusOK {
+		t.Fatalf("send after reconnect: %v", r)
+	}
+}
