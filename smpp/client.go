@@ -314,6 +314,34 @@ func (l *Link) Send(ctx context.Context, p *PDU, h ResponseHandler, ref Ref) err
 	}
 }
 
+// TrySend is Send without waiting: it fails at once with ErrWindowTimeout when the TPS
+// limit or every window is full, or ErrNoLink when no transmitter is bound. The relay tries
+// it first so its fast path allocates no context.
+func (l *Link) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
+	var res *rate.Reservation
+	if l.limiter != nil {
+		res = l.limiter.Reserve()
+		if !res.OK() || res.Delay() > 0 {
+			res.Cancel()
+			return ErrWindowTimeout
+		}
+	}
+	err := ErrNoLink
+	for range len(l.slots) + 1 {
+		s, _ := l.pick()
+		if s == nil {
+			break
+		}
+		if err = s.TrySend(p, h, ref); !errors.Is(err, ErrClosed) {
+			break
+		}
+	}
+	if err != nil && res != nil {
+		res.Cancel() // Send will wait for its own token
+	}
+	return err
+}
+
 // pick returns a bound transmitter, preferring one with window room, or the channel that
 // is closed when one comes up.
 func (l *Link) pick() (*Session, chan struct{}) {

@@ -1,0 +1,940 @@
+// Package relay pairs ESME sessions with upstream SMSC sessions: it relays every PDU
+// byte-exact (only the sequence number is rewritten), maps sequence numbers, routes
+// receipts (DLRs) and MOs back to the right ESME, holds them for offline receivers, and
+// offers one hook on the submit path. It knows nothing about OTPs.
+package relay
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smppguard/smppguard/smpp"
+)
+
+// Mode is how an account's sessions reach the SMSC.
+type Mode uint8
+
+const (
+	// Pooled: the proxy authenticates the ESME and carries its traffic over shared upstream
+	// links chosen by route; receipts are correlated by message_id.
+	Pooled Mode = iota
+	// PassThrough: the ESME's own bind is forwarded; each ESME session gets its own upstream
+	// session and the SMSC's bind_resp decides.
+	PassThrough
+)
+
+func (m Mode) String() string {
+	if m == PassThrough {
+		return "passthrough"
+	}
+	return "pooled"
+}
+
+// Account is an ESME account as the relay needs it.
+type Account struct {
+	SystemID string
+	// Password is checked in constant time for pooled accounts (pass-through forwards it).
+	Password string
+	Mode     Mode
+	// Upstream names the upstream a pass-through account's binds are forwarded to.
+	Upstream string
+	// BindTypes allowed (BindTransmitter, BindReceiver, BindTransceiver); empty allows all.
+	BindTypes []smpp.CommandID
+	// MaxBinds bounds concurrent binds; 0 means unlimited.
+	MaxBinds int
+	// Allow, if set, decides whether a bind from ip is accepted (source CIDRs).
+	Allow func(ip net.IP) bool
+	// RouteFor returns the route name of a destination (pooled). Required for pooled accounts.
+	RouteFor func(dest string) string
+	// QueueMax and QueueTTL bound the receipts and MOs held while no receiver is bound.
+	QueueMax int
+	QueueTTL time.Duration
+}
+
+// Upstream is one SMSC.
+type Upstream struct {
+	Name string
+	Addr string
+	// Session configures pass-through upstream sessions and the pooled link's binds.
+	Session smpp.Config
+	// Pooled link settings; the link is opened only when Pooled is true.
+	Pooled       bool
+	Bind         smpp.BindParams
+	BindType     smpp.CommandID
+	Binds        int
+	RxBinds      int
+	TPS          float64
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+}
+
+// MORule routes an MO (a deliver_sm that is not a receipt) arriving on a pooled link.
+type MORule struct {
+	DestPrefix string // "" matches every destination
+	Upstream   string // "" matches every upstream
+	Account    string
+}
+
+// Config configures a Relay. Durations of zero take the documented defaults.
+type Config struct {
+	Accounts  []Account
+	Upstreams []Upstream
+	// Routes maps a route name to an upstream name.
+	Routes  map[string]string
+	MORules []MORule
+	Hook    SubmitHook
+	// Store holds receipts and MOs for offline receivers; nil uses a MemStore bounded by each
+	// account's QueueMax/QueueTTL.
+	Store Store
+	// DLRMatchWait: how long a receipt whose message_id is not known yet is held, waiting
+	// for its submit_sm_resp (which may arrive on another bind). Default 2 s.
+	DLRMatchWait time.Duration
+	// CorrelationTTL and CorrelationMax bound the message_id → account map. Defaults 72 h, 1,000,000.
+	CorrelationTTL time.Duration
+	CorrelationMax int
+	// LinkWait: how long a pooled request waits for an upstream bind with room before the
+	// ESME gets ESME_RTHROTTLED. Default 5 s.
+	LinkWait time.Duration
+	// UnknownReceiptStatus acknowledges a receipt that matched no message after
+	// DLRMatchWait (it is logged and counted). Default ESME_ROK.
+	UnknownReceiptStatus smpp.Status
+	// UnknownMOStatus acknowledges an MO that no rule routes. Default ESME_RX_P_APPN.
+	UnknownMOStatus smpp.Status
+	Logger          *zap.Logger
+}
+
+// Stats are the relay's counters.
+type Stats struct {
+	BindsOK, BindsRefused            uint64
+	ReceiptsMatched, ReceiptsHeld    uint64
+	ReceiptsUnknown, MOsRouted       uint64
+	MOsUnknown, Queued, QueueFull    uint64
+	QueueDelivered, UpstreamFailures uint64
+}
+
+// Relay is the proxy core. Create it with New, start it with Start, serve ESMEs with Server.
+type Relay struct {
+	cfg       Config
+	log       *zap.Logger
+	accounts  map[string]*Account
+	upstreams map[string]*upstream
+	upList    []*upstream
+	corr      *correlator
+	store     Store
+
+	mu    sync.Mutex
+	accts map[string]*accountState
+
+	heldMu sync.Mutex
+	held   []heldReceipt
+	heldN  atomic.Int64
+	wakeM  chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	st struct {
+		bindsOK, bindsRefused, rMatched, rHeld, rUnknown, moRouted, moUnknown, queued, queueFull, queueDelivered, upFail atomic.Uint64
+	}
+}
+
+type upstream struct {
+	Upstream
+	idx  int
+	link *smpp.Link
+}
+
+type heldReceipt struct {
+	up    *smpp.Session
+	p     *smpp.PDU
+	id    string
+	until time.Time
+	upN   string
+}
+
+// New validates cfg and builds a relay.
+func New(cfg Config) (*Relay, error) {
+	if cfg.DLRMatchWait <= 0 {
+		cfg.DLRMatchWait = 2 * time.Second
+	}
+	if cfg.CorrelationTTL <= 0 {
+		cfg.CorrelationTTL = 72 * time.Hour
+	}
+	if cfg.LinkWait <= 0 {
+		cfg.LinkWait = 5 * time.Second
+	}
+	if cfg.UnknownMOStatus == 0 {
+		cfg.UnknownMOStatus = smpp.StatusXPAppn
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	r := &Relay{
+		cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, upstreams: map[string]*upstream{},
+		corr: newCorrelator(cfg.CorrelationMax, cfg.CorrelationTTL), accts: map[string]*accountState{},
+		wakeM: make(chan struct{}, 1),
+	}
+	for i := range cfg.Upstreams {
+		u := &upstream{Upstream: cfg.Upstreams[i], idx: len(r.upList)}
+		if _, dup := r.upstreams[u.Name]; dup {
+			return nil, fmt.Errorf("relay: upstream %q defined twice", u.Name)
+		}
+		r.upstreams[u.Name] = u
+		r.upList = append(r.upList, u)
+	}
+	for name, up := range cfg.Routes {
+		u := r.upstreams[up]
+		if u == nil {
+			return nil, fmt.Errorf("relay: route %q names unknown upstream %q", name, up)
+		}
+		u.Pooled = true
+	}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if _, dup := r.accounts[a.SystemID]; dup {
+			return nil, fmt.Errorf("relay: account %q defined twice", a.SystemID)
+		}
+		switch a.Mode {
+		case PassThrough:
+			if r.upstreams[a.Upstream] == nil {
+				return nil, fmt.Errorf("relay: account %q: unknown upstream %q", a.SystemID, a.Upstream)
+			}
+		case Pooled:
+			if a.RouteFor == nil {
+				return nil, fmt.Errorf("relay: pooled account %q has no route", a.SystemID)
+			}
+		}
+		r.accounts[a.SystemID] = a
+	}
+	for _, m := range cfg.MORules {
+		if r.accounts[m.Account] == nil {
+			return nil, fmt.Errorf("relay: MO rule names unknown account %q", m.Account)
+		}
+	}
+	r.store = cfg.Store
+	if r.store == nil {
+		r.store = NewMemStore(func(acc string) (int, time.Duration) {
+			if a := r.accounts[acc]; a != nil {
+				return a.QueueMax, a.QueueTTL
+			}
+			return 0, 0
+		})
+	}
+	return r, nil
+}
+
+// Start opens the pooled upstream links and the receipt matcher. They run until ctx is done
+// or Close.
+func (r *Relay) Start(ctx context.Context) {
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	for _, u := range r.upList {
+		if !u.Pooled {
+			continue
+		}
+		u.link = smpp.NewLink(smpp.LinkConfig{
+			Name: u.Name, Addr: u.Addr, Bind: u.Bind, BindType: u.BindType, Binds: u.Binds, RxBinds: u.RxBinds,
+			TPS: u.TPS, ReconnectMin: u.ReconnectMin, ReconnectMax: u.ReconnectMax, Session: u.Session,
+			Handler: &linkHandler{r: r, u: u}, Logger: r.log,
+		})
+		u.link.Start(r.ctx)
+	}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.matchLoop() }()
+}
+
+// Close stops the links (unbinding them up to ctx) and the relay's goroutines.
+func (r *Relay) Close(ctx context.Context) error {
+	for _, u := range r.upList {
+		if u.link != nil {
+			u.link.Close(ctx)
+		}
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	return nil
+}
+
+// Links returns the pooled upstream links by upstream name.
+func (r *Relay) Links() map[string]*smpp.Link {
+	out := map[string]*smpp.Link{}
+	for _, u := range r.upList {
+		if u.link != nil {
+			out[u.Name] = u.link
+		}
+	}
+	return out
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		BindsOK: r.st.bindsOK.Load(), BindsRefused: r.st.bindsRefused.Load(),
+		ReceiptsMatched: r.st.rMatched.Load(), ReceiptsHeld: r.st.rHeld.Load(), ReceiptsUnknown: r.st.rUnknown.Load(),
+		MOsRouted: r.st.moRouted.Load(), MOsUnknown: r.st.moUnknown.Load(), Queued: r.st.queued.Load(),
+		QueueFull: r.st.queueFull.Load(), QueueDelivered: r.st.queueDelivered.Load(), UpstreamFailures: r.st.upFail.Load(),
+	}
+}
+
+// QueueLen returns the number of receipts and MOs held for an account.
+func (r *Relay) QueueLen(account string) int { return r.store.Len(account) }
+
+// Server returns an SMPP server whose sessions are served by the relay.
+func (r *Relay) Server(cfg smpp.Config, maxConns int) *smpp.Server {
+	userClose := cfg.OnClose
+	cfg.OnClose = func(s *smpp.Session, err error) {
+		if v := s.Data.Load(); v != nil {
+			if e, ok := (*v).(*esme); ok {
+				e.closed()
+			}
+		}
+		if userClose != nil {
+			userClose(s, err)
+		}
+	}
+	return &smpp.Server{Session: cfg, MaxConns: maxConns, Logger: r.log, NewHandler: r.newESME}
+}
+
+// Deliver queues a deliver_sm or data_sm frame (built by the caller, e.g. a receipt for a
+// message the hook answered itself) for the account's receivers.
+func (r *Relay) Deliver(account string, frame []byte) error {
+	if r.accounts[account] == nil {
+		return fmt.Errorf("relay: unknown account %q", account)
+	}
+	if err := r.store.Enqueue(account, frame); err != nil {
+		r.st.queueFull.Add(1)
+		return err
+	}
+	r.st.queued.Add(1)
+	r.wake(account)
+	return nil
+}
+
+// Response-handler kinds, in Ref.Aux's low byte. Bits 8–31 carry the upstream index,
+// bits 32–63 the request's command_id.
+const (
+	kindForward uint64 = iota // relay the response to Ref.Session as Ref.Seq
+	kindSubmit                // same, after recording the message_id for receipt correlation
+	kindDeliver               // the ESME answered a deliver_sm: relay its status to the SMSC session Ref.Session
+)
+
+func aux(kind uint64, upIdx int, id smpp.CommandID) uint64 {
+	return kind | uint64(upIdx)<<8 | uint64(id)<<32
+}
+
+// HandleResponse implements smpp.ResponseHandler for relayed requests.
+func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
+	kind := ref.Aux & 0xFF
+	reqID := smpp.CommandID(ref.Aux >> 32)
+	switch kind {
+	case kindSubmit:
+		if err == nil && resp.Status() == smpp.StatusOK {
+			if e, ok := ref.Value.(*esme); ok && e.acct != nil {
+				u := r.upList[(ref.Aux>>8)&0xFFFFFF]
+				r.corr.add(resp.CString(smpp.FieldMessageID), origin{account: e.acct.SystemID, upstream: u.Name})
+				if r.heldN.Load() > 0 {
+					select {
+					case r.wakeM <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+		fallthrough
+	case kindForward:
+		if err != nil {
+			r.st.upFail.Add(1)
+			// The upstream dropped or did not answer: the ESME gets exactly one error response.
+			ref.Session.WriteResponse(smpp.HeaderOnly(reqID.Response(), smpp.StatusSysErr, ref.Seq))
+			return
+		}
+		resp.SetSeq(ref.Seq)
+		ref.Session.WriteResponse(resp.Bytes())
+	case kindDeliver:
+		if err != nil {
+			// The ESME did not answer in time (or went away): the SMSC keeps the message and retries.
+			ref.Session.WriteResponse(smpp.HeaderOnly(reqID.Response(), smpp.StatusXTAppn, ref.Seq))
+			return
+		}
+		resp.SetSeq(ref.Seq)
+		ref.Session.WriteResponse(resp.Bytes())
+	}
+}
+
+func errStatus(err error) smpp.Status {
+	switch {
+	case errors.Is(err, smpp.ErrNoLink), errors.Is(err, smpp.ErrWindowTimeout):
+		return smpp.StatusThrottled
+	default:
+		return smpp.StatusSysErr
+	}
+}
+
+// accountState tracks an account's bound sessions and its queue drainer.
+type accountState struct {
+	mu       sync.Mutex
+	sessions []*esme
+	rr       int
+	binding  int // pass-through binds in progress (count against MaxBinds)
+	wake     chan struct{}
+	running  bool
+}
+
+func (r *Relay) state(account string) *accountState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.accts[account]
+	if st == nil {
+		st = &accountState{wake: make(chan struct{}, 1)}
+		r.accts[account] = st
+	}
+	return st
+}
+
+// Sessions returns the ESME sessions bound to account.
+func (r *Relay) Sessions(account string) []*smpp.Session {
+	st := r.state(account)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]*smpp.Session, 0, len(st.sessions))
+	for _, e := range st.sessions {
+		out = append(out, e.s)
+	}
+	return out
+}
+
+// receiver returns a bound receiver of the account with window room (or any bound receiver
+// when wait is true), round robin.
+func (st *accountState) receiver(wait bool) *esme {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := len(st.sessions)
+	var any *esme
+	for i := 0; i < n; i++ {
+		st.rr++
+		e := st.sessions[st.rr%n]
+		if !e.s.State().CanReceive() {
+			continue
+		}
+		if ours, _ := e.s.InFlight(); ours < e.s.Config().Window {
+			return e
+		}
+		if any == nil {
+			any = e
+		}
+	}
+	if wait {
+		return any
+	}
+	return nil
+}
+
+func (r *Relay) wake(account string) {
+	st := r.state(account)
+	st.mu.Lock()
+	start := !st.running
+	st.running = true
+	st.mu.Unlock()
+	if start {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.drain(account, st) }()
+	}
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+// linkHandler serves requests from a pooled link's SMSC binds: receipts and MOs.
+type linkHandler struct {
+	r *Relay
+	u *upstream
+}
+
+func (h *linkHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
+	r := h.r
+	switch p.ID() {
+	case smpp.DeliverSM, smpp.DataSM:
+	default: // alert_notification: nothing to relay it to in pooled mode
+		r.log.Info("relay: alert_notification from upstream not relayed (pooled mode)", zap.String("upstream", h.u.Name))
+		return
+	}
+	esm, _ := p.Uint8(smpp.FieldESMClass)
+	tlv, hasTLV := p.TLV(smpp.TagReceiptedMessageID)
+	if esm&0x3C != 0 || hasTLV {
+		id := receiptID(tlv, p.ShortMessage())
+		if o, ok := r.corr.lookup(id); ok {
+			r.st.rMatched.Add(1)
+			r.deliver(o.account, up, p)
+			return
+		}
+		r.st.rHeld.Add(1)
+		r.heldMu.Lock()
+		r.held = append(r.held, heldReceipt{up: up, p: p, id: id, until: time.Now().Add(r.cfg.DLRMatchWait), upN: h.u.Name})
+		r.heldMu.Unlock()
+		r.heldN.Add(1)
+		return
+	}
+	dest := p.CString(smpp.FieldDestinationAddr)
+	for _, m := range r.cfg.MORules {
+		if (m.Upstream == "" || m.Upstream == h.u.Name) && strings.HasPrefix(strings.TrimPrefix(dest, "+"), strings.TrimPrefix(m.DestPrefix, "+")) {
+			r.st.moRouted.Add(1)
+			r.deliver(m.Account, up, p)
+			return
+		}
+	}
+	r.st.moUnknown.Add(1)
+	r.log.Warn("relay: MO matches no mo_rule; refused", zap.String("upstream", h.u.Name), zap.String("destination", dest), zap.Stringer("status", r.cfg.UnknownMOStatus))
+	up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), r.cfg.UnknownMOStatus, p.Seq()))
+}
+
+// deliver hands an SMSC's deliver_sm/data_sm to one of the account's receivers, or queues it.
+// The SMSC is answered with the ESME's own status, or ESME_ROK once the item is queued.
+func (r *Relay) deliver(account string, up *smpp.Session, p *smpp.PDU) {
+	st := r.state(account)
+	orig := p.Seq()
+	if r.store.Len(account) == 0 {
+		for range 2 {
+			e := st.receiver(false)
+			if e == nil {
+				break
+			}
+			err := e.s.TrySend(p, r, smpp.Ref{Session: up, Seq: orig, Aux: aux(kindDeliver, 0, p.ID())})
+			if err == nil {
+				return
+			}
+		}
+	}
+	frame := append([]byte(nil), p.Bytes()...)
+	if err := r.store.Enqueue(account, frame); err != nil {
+		r.st.queueFull.Add(1)
+		r.log.Warn("relay: receiver queue full; SMSC asked to retry", zap.String("account", account), zap.Error(err))
+		up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), smpp.StatusXTAppn, orig))
+		return
+	}
+	r.st.queued.Add(1)
+	up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), smpp.StatusOK, orig))
+	r.wake(account)
+}
+
+type queuedResult struct {
+	status smpp.Status
+	err    error
+}
+
+type queuedHandler chan queuedResult
+
+func (q queuedHandler) HandleResponse(_ smpp.Ref, p *smpp.PDU, err error) {
+	if err != nil {
+		q <- queuedResult{err: err}
+		return
+	}
+	q <- queuedResult{status: p.Status()}
+}
+
+// drain delivers an account's queue, in order, one item at a time, whenever a receiver is
+// bound; an item leaves the queue only when the ESME acknowledged it.
+func (r *Relay) drain(account string, st *accountState) {
+	ch := make(queuedHandler, 1)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-st.wake:
+		case <-retry.C:
+		case <-r.ctx.Done():
+			return
+		}
+		for r.ctx.Err() == nil {
+			item, ok := r.store.Peek(account)
+			if !ok {
+				break
+			}
+			e := st.receiver(true)
+			if e == nil {
+				break // woken again when a receiver binds
+			}
+			p, err := smpp.Parse(item.Frame)
+			if err != nil {
+				r.log.Error("relay: queued PDU unparsable; dropped", zap.String("account", account), zap.Error(err))
+				r.store.Remove(account, item.ID)
+				continue
+			}
+			ctx, cancel := context.WithTimeout(r.ctx, e.s.Config().ResponseTimeout)
+			err = e.s.Send(ctx, p, ch, smpp.Ref{})
+			cancel()
+			var res queuedResult
+			if err != nil {
+				res.err = err
+			} else {
+				res = <-ch
+			}
+			switch {
+			case res.err == nil && res.status == smpp.StatusOK:
+				r.store.Remove(account, item.ID)
+				r.st.queueDelivered.Add(1)
+				continue
+			case res.err == nil && (res.status == smpp.StatusXPAppn || res.status == smpp.StatusXRAppn):
+				r.log.Warn("relay: ESME refused a queued PDU permanently; dropped", zap.String("account", account), zap.Stringer("status", res.status))
+				r.store.Remove(account, item.ID)
+				continue
+			}
+			r.log.Info("relay: queued delivery failed; will retry", zap.String("account", account), zap.Error(res.err), zap.Stringer("status", res.status))
+			retry.Reset(time.Second)
+			break
+		}
+	}
+}
+
+// matchLoop retries held receipts as submit_sm_resps arrive and gives up on them after
+// DLRMatchWait.
+func (r *Relay) matchLoop() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-r.wakeM:
+		case <-r.ctx.Done():
+			return
+		}
+		if r.heldN.Load() == 0 {
+			continue
+		}
+		now := time.Now()
+		r.heldMu.Lock()
+		held := r.held
+		r.held = nil
+		r.heldMu.Unlock()
+		var keep []heldReceipt
+		for _, h := range held {
+			if o, ok := r.corr.lookup(h.id); ok {
+				r.st.rMatched.Add(1)
+				r.heldN.Add(-1)
+				r.deliver(o.account, h.up, h.p)
+				continue
+			}
+			if now.After(h.until) {
+				r.heldN.Add(-1)
+				r.st.rUnknown.Add(1)
+				r.log.Warn("relay: receipt for an unknown message_id",
+					zap.String("message_id", h.id), zap.String("upstream", h.upN), zap.Stringer("acked_with", r.cfg.UnknownReceiptStatus))
+				h.up.WriteResponse(smpp.HeaderOnly(h.p.ID().Response(), r.cfg.UnknownReceiptStatus, h.p.Seq()))
+				continue
+			}
+			keep = append(keep, h)
+		}
+		if len(keep) > 0 {
+			r.heldMu.Lock()
+			r.held = append(r.held, keep...)
+			r.heldMu.Unlock()
+		}
+	}
+}
+
+// esme is the relay's state for one ESME session.
+type esme struct {
+	r       *Relay
+	s       *smpp.Session
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	acct    *Account
+	binding bool
+	up      *smpp.Session // pass-through pair
+}
+
+func (r *Relay) newESME(s *smpp.Session) smpp.Handler {
+	e := &esme{r: r, s: s}
+	base := r.ctx
+	if base == nil {
+		base = context.Background()
+	}
+	e.ctx, e.cancel = context.WithCancel(base)
+	var v any = e
+	s.Data.Store(&v)
+	return e
+}
+
+func (e *esme) ServePDU(s *smpp.Session, p *smpp.PDU) {
+	switch id := p.ID(); {
+	case id.IsBind():
+		e.bind(p)
+	case id == smpp.SubmitSM || id == smpp.DataSM || id == smpp.SubmitMulti:
+		e.submit(p)
+	default: // query_sm, cancel_sm, replace_sm
+		route := ""
+		if o, ok := e.r.corr.lookup(p.CString(smpp.FieldMessageID)); ok {
+			route = "@" + o.upstream
+		}
+		e.forward(p, route, kindForward)
+	}
+}
+
+func (e *esme) refuseBind(p *smpp.PDU, status smpp.Status, why string, fields ...zap.Field) {
+	e.r.st.bindsRefused.Add(1)
+	e.r.log.Info("relay: bind refused", append(fields, zap.String("reason", why), zap.Stringer("status", status),
+		zap.String("system_id", p.CString(smpp.FieldSystemID)), zap.Stringer("peer", e.s.RemoteAddr()))...)
+	e.s.AcceptBind(p, status, "")
+}
+
+func (e *esme) bind(p *smpp.PDU) {
+	r := e.r
+	e.mu.Lock()
+	if e.binding {
+		e.mu.Unlock()
+		e.s.AcceptBind(p, smpp.StatusAlyBnd, "")
+		return
+	}
+	e.binding = true
+	e.mu.Unlock()
+	done := func() { e.mu.Lock(); e.binding = false; e.mu.Unlock() }
+	sysID := p.CString(smpp.FieldSystemID)
+	a := r.accounts[sysID]
+	if a == nil {
+		done()
+		e.refuseBind(p, smpp.StatusInvSysID, "unknown system_id")
+		return
+	}
+	if a.Allow != nil {
+		if ta, ok := e.s.RemoteAddr().(*net.TCPAddr); ok && !a.Allow(ta.IP) {
+			done()
+			e.refuseBind(p, smpp.StatusBindFail, "source address not allowed for account")
+			return
+		}
+	}
+	if !bindTypeAllowed(a, p.ID()) {
+		done()
+		e.refuseBind(p, smpp.StatusBindFail, "bind type not allowed for account", zap.Stringer("bind", p.ID()))
+		return
+	}
+	// Pooled accounts are authenticated here; a pass-through account with a password set is
+	// checked here too, before its bind is forwarded.
+	if (a.Mode == Pooled || a.Password != "") && subtle.ConstantTimeCompare([]byte(p.CString(smpp.FieldPassword)), []byte(a.Password)) != 1 {
+		done()
+		e.refuseBind(p, smpp.StatusInvPaswd, "wrong password")
+		return
+	}
+	st := r.state(a.SystemID)
+	st.mu.Lock()
+	if a.MaxBinds > 0 && len(st.sessions)+st.binding >= a.MaxBinds {
+		st.mu.Unlock()
+		done()
+		e.refuseBind(p, smpp.StatusBindFail, "max_binds reached", zap.Int("max_binds", a.MaxBinds))
+		return
+	}
+	st.binding++
+	st.mu.Unlock()
+	if a.Mode == Pooled {
+		e.bound(a, st, nil)
+		e.s.AcceptBind(p, smpp.StatusOK, a.SystemID)
+		done()
+		r.wake(a.SystemID)
+		return
+	}
+	// Pass-through: forward the ESME's own bind; the SMSC's bind_resp decides. Dialling must
+	// not hold the reader, so it runs on its own goroutine.
+	go func() {
+		defer done()
+		u := r.upstreams[a.Upstream]
+		esmeSeq := p.Seq()
+		ctx, cancel := context.WithTimeout(e.ctx, bindTimeout(u.Session))
+		defer cancel()
+		up, resp, err := smpp.Dial(ctx, u.Addr, p, &pairHandler{e: e}, u.Session)
+		p.SetSeq(esmeSeq)
+		if resp == nil {
+			st.mu.Lock()
+			st.binding--
+			st.mu.Unlock()
+			r.st.upFail.Add(1)
+			e.refuseBind(p, smpp.StatusBindFail, "upstream unreachable", zap.String("upstream", u.Name), zap.Error(err))
+			return
+		}
+		if err != nil { // refused by the SMSC: relay its answer as it is
+			st.mu.Lock()
+			st.binding--
+			st.mu.Unlock()
+			r.st.bindsRefused.Add(1)
+			e.s.CompleteBind(p, resp.Bytes(), "")
+			return
+		}
+		e.bound(a, st, up)
+		if err := e.s.CompleteBind(p, resp.Bytes(), a.SystemID); err != nil || e.ctx.Err() != nil {
+			up.Close()
+			return
+		}
+		r.wake(a.SystemID)
+		// The upstream session dropping drops the ESME session the same way.
+		go func() {
+			select {
+			case <-up.Done():
+				e.s.Close()
+			case <-e.ctx.Done():
+			}
+		}()
+	}()
+}
+
+func bindTimeout(c smpp.Config) time.Duration {
+	if c.BindTimeout > 0 {
+		return c.BindTimeout
+	}
+	return 10 * time.Second
+}
+
+func bindTypeAllowed(a *Account, id smpp.CommandID) bool {
+	if len(a.BindTypes) == 0 {
+		return true
+	}
+	for _, t := range a.BindTypes {
+		if t == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *esme) bound(a *Account, st *accountState, up *smpp.Session) {
+	e.r.st.bindsOK.Add(1)
+	e.mu.Lock()
+	e.acct = a
+	e.up = up
+	e.mu.Unlock()
+	st.mu.Lock()
+	st.binding--
+	st.sessions = append(st.sessions, e)
+	st.mu.Unlock()
+}
+
+func (e *esme) closed() {
+	e.cancel()
+	e.mu.Lock()
+	a, up := e.acct, e.up
+	e.mu.Unlock()
+	if a != nil {
+		st := e.r.state(a.SystemID)
+		st.mu.Lock()
+		for i, x := range st.sessions {
+			if x == e {
+				st.sessions = append(st.sessions[:i], st.sessions[i+1:]...)
+				break
+			}
+		}
+		st.mu.Unlock()
+	}
+	if up != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), bindTimeout(up.Config()))
+			defer cancel()
+			up.Unbind(ctx)
+		}()
+	}
+}
+
+func (e *esme) submit(p *smpp.PDU) {
+	h := e.r.cfg.Hook
+	if h == nil {
+		e.forward(p, "", kindSubmit)
+		return
+	}
+	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Session: e.s, PDU: p}
+	req.resolve = func(v Verdict) { e.apply(p, v) }
+	v := h.Submit(req)
+	if v.Action == Pending {
+		return
+	}
+	req.once.Do(func() {}) // later Resolve calls are ignored
+	e.apply(p, v)
+}
+
+func (e *esme) apply(p *smpp.PDU, v Verdict) {
+	switch v.Action {
+	case Pass:
+		e.forward(p, "", kindSubmit)
+	case Reroute:
+		e.forward(p, v.Route, kindSubmit)
+	case Reject:
+		st := v.Status
+		if st == smpp.StatusOK {
+			st = smpp.StatusSysErr
+		}
+		e.s.Respond(p, st, "")
+	case Answer:
+		e.s.Respond(p, v.Status, v.MessageID)
+	default:
+		e.s.Respond(p, smpp.StatusSysErr, "")
+	}
+}
+
+// forward relays request p: over the pass-through pair, or over the pooled link of route
+// (a route name, or "@upstream" for a known upstream). The response comes back through
+// HandleResponse with the ESME's sequence number restored.
+func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
+	r := e.r
+	seq := p.Seq()
+	a, up := e.acct, e.up
+	if a.Mode == PassThrough && route == "" {
+		if up == nil {
+			e.s.Respond(p, smpp.StatusSysErr, "")
+			return
+		}
+		if err := up.Send(e.ctx, p, r, smpp.Ref{Session: e.s, Seq: seq, Aux: aux(kindForward, 0, p.ID())}); err != nil {
+			p.SetSeq(seq)
+			e.s.Respond(p, errStatus(err), "")
+		}
+		return
+	}
+	var u *upstream
+	if strings.HasPrefix(route, "@") {
+		u = r.upstreams[route[1:]]
+	} else {
+		if route == "" && a.RouteFor != nil {
+			route = a.RouteFor(p.CString(smpp.FieldDestinationAddr))
+		}
+		u = r.upstreams[r.cfg.Routes[route]]
+	}
+	if u == nil || u.link == nil {
+		r.log.Warn("relay: no pooled upstream for route", zap.String("account", a.SystemID), zap.String("route", route))
+		e.s.Respond(p, smpp.StatusSysErr, "")
+		return
+	}
+	ref := smpp.Ref{Session: e.s, Seq: seq, Aux: aux(kind, u.idx, p.ID()), Value: e}
+	err := u.link.TrySend(p, r, ref)
+	if err != nil {
+		ctx, cancel := context.WithTimeout(e.ctx, r.cfg.LinkWait)
+		err = u.link.Send(ctx, p, r, ref)
+		cancel()
+	}
+	if err != nil {
+		p.SetSeq(seq)
+		e.s.Respond(p, errStatus(err), "")
+	}
+}
+
+// pairHandler serves the SMSC's requests on a pass-through upstream session: everything goes
+// to the paired ESME session, and the ESME's answer goes back.
+type pairHandler struct{ e *esme }
+
+func (h *pairHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
+	e := h.e
+	seq := p.Seq()
+	if !p.ID().HasResponse() { // alert_notification
+		e.s.Send(e.ctx, p, nil, smpp.Ref{})
+		return
+	}
+	if err := e.s.Send(e.ctx, p, e.r, smpp.Ref{Session: up, Seq: seq, Aux: aux(kindDeliver, 0, p.ID())}); err != nil {
+		up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), smpp.StatusXTAppn, seq))
+	}
+}
