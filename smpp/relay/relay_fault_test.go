@@ -1,0 +1,275 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/smppguard/smppguard/smpp"
+	"github.com/smppguard/smppguard/testharness/fakesmsc"
+)
+
+func TestBindAuthentication(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
+		c.Accounts = append(c.Accounts,
+			Account{SystemID: "rxonly", Password: "pw", RouteFor: func(string) string { return "default" }, BindTypes: []smpp.CommandID{smpp.BindReceiver}},
+			Account{SystemID: "one", Password: "pw", RouteFor: func(string) string { return "default" }, MaxBinds: 1},
+			Account{SystemID: "far", Password: "pw", RouteFor: func(string) string { return "default" }, Allow: func(ip net.IP) bool { return !ip.IsLoopback() }},
+		)
+	})
+	mustBind(t, e.addr, smpp.BindTransceiver, "one", "pw")
+	cases := []struct {
+		name    string
+		bind    smpp.CommandID
+		sys, pw string
+		want    smpp.Status
+	}{
+		{"unknown system_id", smpp.BindTransceiver, "nobody", "pw", smpp.StatusInvSysID},
+		{"wrong password", smpp.BindTransceiver, "bank", "nope", smpp.StatusInvPaswd},
+		{"bind type not allowed", smpp.BindTransmitter, "rxonly", "pw", smpp.StatusBindFail},
+		{"max binds", smpp.BindTransceiver, "one", "pw", smpp.StatusBindFail},
+		{"source address not allowed", smpp.BindTransceiver, "far", "pw", smpp.StatusBindFail},
+		{"passthrough refused by the SMSC itself", smpp.BindTransceiver, "pt", "wrong", smpp.StatusInvPaswd},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, resp, err := bindESME(t, e.addr, tc.bind, tc.sys, tc.pw)
+			var be *smpp.BindError
+			if !errors.As(err, &be) || be.Status != tc.want {
+				t.Fatalf("err %v, want bind refused with %s", err, tc.want)
+			}
+			if resp == nil || resp.ID() != tc.bind.Response() {
+				t.Fatalf("resp %v", resp)
+			}
+		})
+	}
+}
+
+// The hook can pass, reject, answer or reroute, and a pending decision does not hold up
+// other PDUs of the same session.
+func TestSubmitHook(t *testing.T) {
+	var pending sync.Map // dest -> *SubmitRequest
+	hook := SubmitHookFunc(func(req *SubmitRequest) Verdict {
+		switch d := req.PDU.CString(smpp.FieldDestinationAddr); d {
+		case "1000":
+			return Verdict{Action: Reject, Status: smpp.StatusSubmitFail}
+		case "2000":
+			return Verdict{Action: Answer, Status: smpp.StatusOK, MessageID: "proxy-1"}
+		case "3000":
+			return Verdict{Action: Reroute, Route: "voice"}
+		case "4000":
+			pending.Store(d, req)
+			return Verdict{Action: Pending}
+		}
+		return Verdict{Action: Pass}
+	})
+	var voiceSubmits atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	voice, err := fakesmsc.Start(ctx, fakesmsc.Config{Accounts: map[string]string{"proxy": "secret"}, MessageIDFormat: "decimal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer voice.Close()
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
+		c.Hook = hook
+		c.Upstreams = append(c.Upstreams, Upstream{Name: "voicegw", Addr: voice.Addr(), Bind: smpp.BindParams{SystemID: "proxy", Password: "secret"}})
+		c.Routes["voice"] = "voicegw"
+	})
+	c := mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw")
+
+	// Start a pending one first.
+	slow := make(chan *smpp.PDU, 1)
+	go func() {
+		p, _ := smpp.Parse(submitFrame(t, smOpt{dest: "4000", text: []byte("slow")}))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, _ := c.s.Request(ctx, p)
+		slow <- r
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := pending.Load("4000"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hook never saw the pending submit")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// While it is pending, the others are answered.
+	if r := request(t, c, submitFrame(t, smOpt{dest: "1000", text: []byte("x")})); r.Status() != smpp.StatusSubmitFail {
+		t.Fatalf("reject: %v", r.Header())
+	}
+	if r := request(t, c, submitFrame(t, smOpt{dest: "2000", text: []byte("x")})); r.Status() != smpp.StatusOK || r.CString(smpp.FieldMessageID) != "proxy-1" {
+		t.Fatalf("answer: %v %q", r.Header(), r.CString(smpp.FieldMessageID))
+	}
+	if r := request(t, c, submitFrame(t, smOpt{dest: "5000", text: []byte("x")})); r.Status() != smpp.StatusOK {
+		t.Fatalf("pass: %v", r.Header())
+	}
+	before := len(voice.Records())
+	if r := request(t, c, submitFrame(t, smOpt{dest: "3000", regDel: 1, text: []byte("x")})); r.Status() != smpp.StatusOK {
+		t.Fatalf("reroute: %v", r.Header())
+	}
+	for _, rec := range voice.Records()[before:] {
+		if rec.Command == "submit_sm" {
+			voiceSubmits.Add(1)
+		}
+	}
+	if voiceSubmits.Load() != 1 {
+		t.Fatalf("voice gateway got %d submits", voiceSubmits.Load())
+	}
+	// The rerouted message's receipt comes back from the voice route.
+	got := c.waitDelivered(t, 1)
+	if got[0].CString(smpp.FieldSourceAddr) != "3000" {
+		t.Fatalf("receipt from %q", got[0].CString(smpp.FieldSourceAddr))
+	}
+	select {
+	case <-slow:
+		t.Fatal("pending submit answered before it was resolved")
+	default:
+	}
+	v, _ := pending.Load("4000")
+	v.(*SubmitRequest).Resolve(Verdict{Action: Pass})
+	v.(*SubmitRequest).Resolve(Verdict{Action: Reject}) // ignored
+	if r := <-slow; r == nil || r.Status() != smpp.StatusOK {
+		t.Fatalf("resolved pending: %v", r)
+	}
+}
+
+// Pooled: the SMSC dies with requests in flight. Each request gets exactly one response,
+// the link reconnects and traffic resumes.
+func TestUpstreamKilledInFlightPooled(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{ResponseDelay: 300 * time.Millisecond}, nil)
+	c := mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw")
+	const n = 50
+	results := make(chan *smpp.PDU, n*2)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, _ := smpp.Parse(submitFrame(t, smOpt{text: []byte("x")}))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r, err := c.s.Request(ctx, p)
+			if err != nil {
+				t.Errorf("no response: %v", err)
+				return
+			}
+			results <- r
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.smsc.Stats().Submits < n && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	e.smsc.DropConnections()
+	wg.Wait()
+	close(results)
+	got := 0
+	for r := range results {
+		got++
+		if r.Status() != smpp.StatusSysErr && r.Status() != smpp.StatusOK {
+			t.Errorf("status %s", r.Status())
+		}
+	}
+	if got != n {
+		t.Fatalf("%d responses for %d requests", got, n)
+	}
+	if _, peers := c.s.InFlight(); peers != 0 {
+		t.Fatal("ESME still has requests in flight")
+	}
+	e.waitLinks()
+	if r := request(t, c, submitFrame(t, smOpt{text: []byte("after")})); r.Status() != smpp.StatusOK {
+		t.Fatalf("after reconnect: %v", r.Header())
+	}
+}
+
+// Pooled: with no upstream bind, a submit waits LinkWait and then gets ESME_RTHROTTLED.
+func TestNoUpstreamThrottles(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) { c.LinkWait = 100 * time.Millisecond })
+	c := mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw")
+	e.smsc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.relay.Links()["carrier"].Ready() && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if r := request(t, c, submitFrame(t, smOpt{text: []byte("x")})); r.Status() != smpp.StatusThrottled {
+		t.Fatalf("status %s, want ESME_RTHROTTLED", r.Status())
+	}
+}
+
+// Pass-through: the upstream session dropping drops the ESME session, after every in-flight
+// request got its one response.
+func TestUpstreamKilledPassThrough(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{ResponseDelay: 200 * time.Millisecond}, nil)
+	c := mustBind(t, e.addr, smpp.BindTransceiver, "pt", "ptpw")
+	done := make(chan error, 1)
+	go func() {
+		p, _ := smpp.Parse(submitFrame(t, smOpt{text: []byte("x")}))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.s.Request(ctx, p)
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.smsc.Stats().Submits < 1 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	e.smsc.DropConnections()
+	select {
+	case <-c.s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("ESME session not closed after its upstream dropped")
+	}
+	if err := <-done; err != nil && !errors.Is(err, smpp.ErrClosed) {
+		t.Fatalf("in-flight request: %v", err)
+	}
+}
+
+// The ESME does not answer a deliver_sm: the SMSC gets ESME_RX_T_APPN and redelivers later.
+func TestDeliverTimeoutTellsSMSCToRetry(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, nil)
+	silent := &silentESME{}
+	frame, _ := smpp.BindParams{SystemID: "bank", Password: "pw"}.Encode(smpp.BindReceiver, 0)
+	p, _ := smpp.Parse(frame)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _, err := smpp.Dial(ctx, e.addr, p, silent, smpp.Config{EnquireLinkInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	moCtx, moCancel := context.WithTimeout(ctx, 8*time.Second)
+	defer moCancel()
+	err = e.smsc.SendMO(moCtx, "proxy", "447700900999", "12345", 0, []byte("hello"))
+	var st smpp.Status
+	if !errors.As(err, &st) || st != smpp.StatusXTAppn {
+		t.Fatalf("SMSC got %v, want ESME_RX_T_APPN", err)
+	}
+}
+
+type silentESME struct{}
+
+func (silentESME) ServePDU(*smpp.Session, *smpp.PDU) {}
+
+// A receipt for a message the proxy never saw is held, then logged, counted and acked.
+func TestUnknownReceiptCounted(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) { c.DLRMatchWait = 100 * time.Millisecond })
+	mustBind(t, e.addr, smpp.BindReceiver, "bank", "pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := e.smsc.SendMO(ctx, "proxy", "447700900999", "BANK", 0, []byte("id:DEADBEEF sub:001 dlvrd:001 submit date:2611250000 done date:2611250000 stat:DELIVRD err:000 text:"),
+		smpp.TLV{Tag: smpp.TagReceiptedMessageID, Value: []byte("DEADBEEF\x00")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := e.relay.Stats(); s.ReceiptsUnknown != 1 || s.ReceiptsHeld != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
