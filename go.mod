@@ -3,14 +3,14 @@ module github.com/smppguard/smppguard
 go 1.26.0
 
 require (
+	github.com/fiorix/go-smpp v0.0.0-20210403173735-2894b96e70ba
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	go.uber.org/zap v1.28.0
 	golang.org/x/time v0.16.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
-	github.com/fiorix/go-smpp v0.0.0-20210403173735-2894b96e70ba // indirect
-	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	golang.org/x/text v0.3.6 // indirect
 )

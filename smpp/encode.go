@@ -3,6 +3,7 @@ package smpp
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // Builder encodes a PDU the proxy originates (binds, responses, enquire_link, generated
@@ -122,12 +123,20 @@ func (b *Builder) Dests(dests []Dest) *Builder {
 				b.err = fmt.Errorf("smpp: encode %s: dl_name longer than 20", b.id())
 				return b
 			}
+			if strings.IndexByte(d.DLName, 0) >= 0 {
+				b.err = fmt.Errorf("smpp: encode %s: dl_name contains a NUL byte", b.id())
+				return b
+			}
 			b.buf = append(b.buf, 2)
 			b.buf = append(append(b.buf, d.DLName...), 0)
 			continue
 		}
 		if len(d.Addr) > 20 {
 			b.err = fmt.Errorf("smpp: encode %s: destination_addr longer than 20", b.id())
+			return b
+		}
+		if strings.IndexByte(d.Addr, 0) >= 0 {
+			b.err = fmt.Errorf("smpp: encode %s: destination_addr contains a NUL byte", b.id())
 			return b
 		}
 		b.buf = append(b.buf, 1, d.TON, d.NPI)
@@ -156,6 +165,10 @@ func (b *Builder) Unsuccessful(list []Unsuccess) *Builder {
 	for _, u := range list {
 		if len(u.Addr) > 20 {
 			b.err = fmt.Errorf("smpp: encode %s: unsuccess_sme address longer than 20", b.id())
+			return b
+		}
+		if strings.IndexByte(u.Addr, 0) >= 0 {
+			b.err = fmt.Errorf("smpp: encode %s: unsuccess_sme address contains a NUL byte", b.id())
 			return b
 		}
 		b.buf = append(b.buf, u.TON, u.NPI)
@@ -201,7 +214,7 @@ func (b *Builder) Bytes() ([]byte, error) {
 	if b.i != len(b.lay.specs) && !(b.i == 0 && b.lay.optionalBody) {
 		return nil, fmt.Errorf("smpp: encode %s: %d of %d mandatory fields written", b.id(), b.i, len(b.lay.specs))
 	}
-	if len(b.buf) > 0xFFFFFFFF {
+	if uint64(len(b.buf)) > 0xFFFFFFFF { // uint64: the constant does not fit a 32-bit int
 		return nil, fmt.Errorf("smpp: encode %s: PDU too long", b.id())
 	}
 	binary.BigEndian.PutUint32(b.buf, uint32(len(b.buf)))
@@ -265,7 +278,9 @@ func BindParamsOf(p *PDU) BindParams {
 // Response builds the response to req with the given status and, for responses that carry a
 // message_id (submit_sm_resp, data_sm_resp, submit_multi_resp, query_sm_resp), nothing else:
 // use NewBuilder for richer bodies. An error status gets a header-only response, as SMPP 3.4
-// allows; deliver_sm_resp always carries its empty message_id.
+// allows; deliver_sm_resp always carries its empty message_id. A successful query_sm_resp
+// must carry its whole body: it gets an empty final_date, message_state UNKNOWN (7) and
+// error_code 0 (use NewBuilder to report a known state).
 func Response(req *PDU, status Status, messageID string) ([]byte, error) {
 	rid := req.ID().Response()
 	if rid == GenericNack {
@@ -282,6 +297,11 @@ func Response(req *PDU, status Status, messageID string) ([]byte, error) {
 			return HeaderOnly(rid, status, req.Seq()), nil
 		}
 		return NewBuilder(rid, status, req.Seq()).CString(messageID).Int(0).Unsuccessful(nil).Bytes()
+	case QuerySMResp:
+		if status != StatusOK {
+			return HeaderOnly(rid, status, req.Seq()), nil
+		}
+		return NewBuilder(rid, status, req.Seq()).CString(messageID).CString("").Int(7).Int(0).Bytes()
 	case BindReceiverResp, BindTransmitterResp, BindTransceiverResp:
 		return nil, fmt.Errorf("smpp: use BindResponse for %s", rid)
 	}

@@ -44,13 +44,16 @@ func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
 func (r *FrameReader) ReadFrame() ([]byte, error) {
 	hdr, err := r.br.Peek(4)
 	if err != nil {
-		if err == io.EOF || (err == io.ErrUnexpectedEOF && len(hdr) == 0) {
-			return nil, io.EOF
+		if len(hdr) == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+			return nil, io.EOF // clean end of stream between frames
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the stream ended inside command_length
 		}
 		return nil, fmt.Errorf("smpp: reading frame length: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr)
-	if n < HeaderLen || n > uint32(r.max) {
+	if n < HeaderLen || uint64(n) > uint64(r.max) {
 		fe := &FrameError{Length: n, Max: r.max}
 		if h, err := r.br.Peek(HeaderLen); err == nil {
 			fe.Seq = binary.BigEndian.Uint32(h[12:16])

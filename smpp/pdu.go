@@ -56,9 +56,10 @@ type ParseError struct {
 
 func (e *ParseError) Error() string {
 	if e.Field != FieldNone {
-		return fmt.Sprintf("smpp: %s at offset %d: %s (%s)", e.Field, e.Offset, e.Reason, e.Status)
+		// Status.String, not %s of the Status: a Status is an error, and fmt would use Error().
+		return fmt.Sprintf("smpp: %s at offset %d: %s (%s)", e.Field, e.Offset, e.Reason, e.Status.String())
 	}
-	return fmt.Sprintf("smpp: offset %d: %s (%s)", e.Offset, e.Reason, e.Status)
+	return fmt.Sprintf("smpp: offset %d: %s (%s)", e.Offset, e.Reason, e.Status.String())
 }
 
 // Unwrap lets errors.As(err, &status) find the command_status.
@@ -80,7 +81,7 @@ func Parse(frame []byte) (*PDU, error) {
 }
 
 // Reset re-indexes p over frame, reusing p. See Parse. On error p still holds frame and its
-// header is readable.
+// header is readable, except when frame is shorter than the header: then p holds nothing.
 func (p *PDU) Reset(frame []byte) error {
 	p.raw = frame
 	p.lay = nil
@@ -351,5 +352,5 @@ func (p *PDU) Copy() *PDU {
 
 // String describes the PDU for logs: command, sequence, status and length. No contents.
 func (h Header) String() string {
-	return fmt.Sprintf("%s seq=%d status=%s len=%d", h.ID, h.Seq, h.Status, h.Length)
+	return fmt.Sprintf("%s seq=%d status=%s len=%d", h.ID, h.Seq, h.Status.String(), h.Length)
 }

@@ -1,0 +1,96 @@
+// Command smppguard is a transparent SMPP 3.4 proxy that guards one-time passwords against
+// SIM-swap and call-forwarding fraud.
+//
+//	smppguard serve [-c config.yaml]    run the proxy (no -c: the embedded sandbox)
+//	smppguard check-config -c F         validate a config file
+//	smppguard fake-smsc [flags]         run the bundled fake SMSC
+//	smppguard load [flags]              run the load generator against an SMPP port
+//	smppguard version                   print build information
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: smppguard <command> [flags]
+
+commands:
+  serve          run the proxy; without -c it runs the embedded sandbox
+                 (proxy on 127.0.0.1:2775 and an in-process fake SMSC)
+  check-config   validate a config file: smppguard check-config -c smppguard.yaml
+  fake-smsc      run the bundled fake SMSC (smppguard fake-smsc -h for flags)
+  load           run the load generator (smppguard load -h for flags)
+  version        print build information
+
+Run 'smppguard <command> -h' for a command's flags.
+`
+
+// run executes one command and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		err = checkConfig(args[1:], stdout, stderr)
+	case "fake-smsc":
+		err = fakeSMSC(ctx, args[1:], stdout, stderr)
+	case "load":
+		err = load(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		version(stdout)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "smppguard: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if err == errUsage {
+			return 2
+		}
+		fmt.Fprintf(stderr, "smppguard %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func version(w io.Writer) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		fmt.Fprintln(w, "smppguard (no build info)")
+		return
+	}
+	v := bi.Main.Version
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	fmt.Fprintf(w, "smppguard %s %s%s %s\n", v, rev, dirty, bi.GoVersion)
+}

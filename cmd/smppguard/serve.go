@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/smppguard/smppguard/config"
+	"github.com/smppguard/smppguard/smpp"
+	"github.com/smppguard/smppguard/smpp/relay"
+	"github.com/smppguard/smppguard/testharness/fakesmsc"
+	"github.com/smppguard/smppguard/testharness/loadgen"
+)
+
+var errUsage = errors.New("usage")
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("smppguard "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return errUsage
+	}
+	return nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check-config", stderr)
+	path := fs.String("c", "", "config file to validate (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "smppguard check-config: -c FILE is required")
+		return errUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d accounts, %d upstreams, %d routes)\n", *path, len(cfg.Accounts), len(cfg.Upstreams), len(cfg.Routes))
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "", "json":
+		enc = zapcore.NewJSONEncoder(ec)
+	case "console":
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		return nil, fmt.Errorf("log format %q: want json or console", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	path := fs.String("c", "", "config file (default: the embedded sandbox config)")
+	printCfg := fs.Bool("print-config", false, "print the embedded default config and exit")
+	logFormat := fs.String("log-format", "", "override log.format: json or console")
+	logLevel := fs.String("log-level", "", "override log.level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *printCfg {
+		_, err := stdout.Write(config.DefaultYAML())
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	if *logFormat != "" {
+		cfg.Log.Format = *logFormat
+	}
+	if *logLevel != "" {
+		cfg.Log.Level = *logLevel
+	}
+	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var fake *fakesmsc.Server
+	if fc := cfg.Sandbox.FakeSMSC; fc != nil {
+		fake, err = fakesmsc.Start(ctx, fakesmsc.Config{
+			Addr: fc.Listen, Accounts: map[string]string{fc.SystemID: fc.Password},
+			MessageIDFormat: fc.MessageIDFormat, DLRDelay: fc.DLRDelay.D(), NoRecord: true,
+			Logger: log.Named("fake-smsc"),
+		})
+		if err != nil {
+			return fmt.Errorf("sandbox fake SMSC: %w", err)
+		}
+		defer fake.Close()
+	}
+
+	r, err := buildRelay(cfg, log.Named("relay"))
+	if err != nil {
+		return err
+	}
+	r.Start(ctx)
+	srv := r.Server(sessionConfig(cfg, 0, log.Named("session")), cfg.Listen.MaxConns)
+	srv.Session.ResponseTimeout = cfg.Relay.DeliverTimeout.D()
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen.SMPP)
+	if err != nil {
+		r.Close(context.Background())
+		return fmt.Errorf("listen %s: %w", cfg.Listen.SMPP, err)
+	}
+	printBanner(stdout, cfg, ln.Addr().String(), fake)
+	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ctx, ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	log.Info("smppguard stopping")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	srv.Shutdown(sctx)
+	r.Close(sctx)
+	return err
+}
+
+func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Server) {
+	fmt.Fprintf(w, "smppguard: SMPP 3.4 proxy listening on %s\n", addr)
+	if fake != nil {
+		fmt.Fprintf(w, "  sandbox: in-process fake SMSC on %s (receipts after %s)\n", fake.Addr(), cfg.Sandbox.FakeSMSC.DLRDelay.D())
+	}
+	fmt.Fprintln(w, "  bind with:")
+	for _, a := range cfg.Accounts {
+		switch a.Mode {
+		case config.ModePassthrough:
+			fmt.Fprintf(w, "    system_id=%-10s pass-through: your bind is forwarded to upstream %q\n", a.SystemID, a.Upstream)
+		default:
+			fmt.Fprintf(w, "    system_id=%-10s password=%s  pooled, route %q\n", a.SystemID, a.Password, a.Route)
+		}
+	}
+	if cfg.Account("bank") != nil {
+		fmt.Fprintf(w, "  try (another terminal): go run ./cmd/smppguard load -addr %s -system-id bank -password %s -n 1000 -dlr\n", addr, cfg.Account("bank").Password)
+	}
+	fmt.Fprintln(w, "  stop with Ctrl-C")
+}
+
+// sessionConfig maps the session defaults; window overrides the default window when > 0.
+func sessionConfig(cfg *config.Config, window int, log *zap.Logger) smpp.Config {
+	s := cfg.Session
+	if window <= 0 {
+		window = s.Window
+	}
+	eli := s.EnquireLinkInterval.D()
+	if eli == 0 {
+		eli = -1 // disabled
+	}
+	return smpp.Config{
+		Window: window, MaxPDUSize: s.MaxPDUSize, EnquireLinkInterval: eli, InactivityTimeout: s.InactivityTimeout.D(),
+		ResponseTimeout: s.ResponseTimeout.D(), BindTimeout: s.BindTimeout.D(), WriteTimeout: s.WriteTimeout.D(), Logger: log,
+	}
+}
+
+var bindIDs = map[string]smpp.CommandID{
+	config.BindTransmitter: smpp.BindTransmitter, config.BindReceiver: smpp.BindReceiver, config.BindTransceiver: smpp.BindTransceiver,
+}
+
+// buildRelay maps the config tree onto the relay's own types.
+func buildRelay(cfg *config.Config, log *zap.Logger) (*relay.Relay, error) {
+	rc := relay.Config{
+		Routes:         map[string]string{},
+		DLRMatchWait:   cfg.Relay.DLRMatchWait.D(),
+		CorrelationTTL: cfg.Relay.DLRCorrelationTTL.D(),
+		CorrelationMax: cfg.Relay.DLRCorrelationMax,
+		LinkWait:       cfg.Relay.LinkWait.D(),
+		Logger:         log,
+	}
+	for _, u := range cfg.Upstreams {
+		up := relay.Upstream{
+			Name: u.Name, Addr: u.Address, Session: sessionConfig(cfg, u.Window, log),
+			Bind: smpp.BindParams{SystemID: u.SystemID, Password: u.Password, SystemType: u.SystemType,
+				AddrTON: byte(u.AddrTON), AddrNPI: byte(u.AddrNPI), AddressRange: u.AddressRange},
+			Binds: u.Binds, TPS: u.TPS, ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(),
+		}
+		switch u.BindType {
+		case config.BindTxRx:
+			up.BindType, up.RxBinds = smpp.BindTransmitter, u.Binds
+		default:
+			up.BindType = bindIDs[u.BindType]
+		}
+		rc.Upstreams = append(rc.Upstreams, up)
+	}
+	for _, rt := range cfg.Routes {
+		rc.Routes[rt.Name] = rt.Upstream
+	}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		ra := relay.Account{
+			SystemID: a.SystemID, Password: a.Password, Upstream: a.Upstream, MaxBinds: a.MaxBinds,
+			Allow: a.Allows, QueueMax: a.QueueMax, QueueTTL: a.QueueTTL.D(),
+		}
+		if a.Mode == config.ModePassthrough {
+			ra.Mode = relay.PassThrough
+		} else {
+			ra.RouteFor = a.RouteFor
+		}
+		for _, bt := range a.BindTypes {
+			ra.BindTypes = append(ra.BindTypes, bindIDs[bt])
+		}
+		rc.Accounts = append(rc.Accounts, ra)
+	}
+	for _, m := range cfg.MORules {
+		rc.MORules = append(rc.MORules, relay.MORule{DestPrefix: m.DestinationPrefix, Upstream: m.Upstream, Account: m.Account})
+	}
+	return relay.New(rc)
+}
+
+func fakeSMSC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	log, err := newLogger("info", "console", stderr)
+	if err != nil {
+		return err
+	}
+	return fakesmsc.Main(ctx, args, stdout, log)
+}
+
+func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	log, err := newLogger("warn", "console", stderr)
+	if err != nil {
+		return err
+	}
+	return loadgen.Main(ctx, args, stdout, log)
+}
