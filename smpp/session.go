@@ -362,6 +362,13 @@ func (s *Session) SendFrame(ctx context.Context, frame []byte, h ResponseHandler
 			return ErrClosed
 		}
 	}
+	return s.sendAcquired(frame, h, ref)
+}
+
+// sendAcquired sends a request frame for which a window slot is already held.
+func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref) error {
+	rp := PDU{raw: frame}
+	id := rp.ID()
 	seq := s.NextSeq()
 	rp.SetSeq(seq)
 	s.mu.Lock()
@@ -377,11 +384,15 @@ func (s *Session) SendFrame(ctx context.Context, frame []byte, h ResponseHandler
 	return nil
 }
 
-// TrySend is Send that fails with ErrWindowTimeout at once when the window is full.
+// TrySend is Send that fails with ErrWindowTimeout at once when the window is full. It
+// allocates nothing.
 func (s *Session) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return s.Send(ctx, p, h, ref)
+	select {
+	case s.window <- struct{}{}:
+	default:
+		return ErrWindowTimeout
+	}
+	return s.sendAcquired(p.raw, h, ref)
 }
 
 type result struct {

@@ -15,51 +15,79 @@ type origin struct {
 	upstream string
 }
 
+const corrShards = 16
+
 // correlator maps SMSC message ids to their origin for receipt routing. It is created once
-// per relay (the expirable LRU's sweeper goroutine never exits).
+// per relay (each expirable LRU's sweeper goroutine never exits) and sharded so that the
+// upstream readers recording ids do not queue on one lock.
 //
 // SMSCs do not agree on how a message_id looks in a receipt: the submit_sm_resp may say
-// "1A2B3C" (hex) while the receipt text says "id:1715004" (decimal), or the other way round.
-// Each id is stored under its exact (case-folded) form and under the number it denotes when
-// read as hex and as decimal; a receipt id is looked up the same way, exact form first.
+// "1A2B3C" (hex) while the receipt text says "id:1715004" (decimal), or the other way round,
+// with or without leading zeros. An id is stored once, case-folded and without leading zeros;
+// a receipt id is looked up as it is, then as the same number written in the other base.
 type correlator struct {
-	c *expirable.LRU[string, origin]
+	shards [corrShards]*expirable.LRU[string, origin]
 }
 
 func newCorrelator(size int, ttl time.Duration) *correlator {
 	if size <= 0 {
 		size = 1_000_000
 	}
-	return &correlator{c: expirable.NewLRU[string, origin](size*3, nil, ttl)}
+	c := &correlator{}
+	for i := range c.shards {
+		c.shards[i] = expirable.NewLRU[string, origin](size/corrShards+1, nil, ttl)
+	}
+	return c
+}
+
+func (c *correlator) shard(key string) *expirable.LRU[string, origin] {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return c.shards[h%corrShards]
+}
+
+// canonical folds case and strips leading zeros ("00A1b2" → "a1b2", "000" → "0").
+func canonical(id string) string {
+	i := 0
+	for i < len(id)-1 && id[i] == '0' {
+		i++
+	}
+	id = id[i:]
+	for j := 0; j < len(id); j++ {
+		if c := id[j]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(id)
+		}
+	}
+	return id
 }
 
 func (c *correlator) add(id string, o origin) {
 	if id == "" {
 		return
 	}
-	c.c.Add("s:"+strings.ToLower(id), o)
-	if n, ok := parseHex(id); ok {
-		c.c.Add("n:"+strconv.FormatUint(n, 10), o)
-	}
-	if n, ok := parseDec(id); ok {
-		c.c.Add("n:"+strconv.FormatUint(n, 10), o)
-	}
+	k := canonical(id)
+	c.shard(k).Add(k, o)
 }
+
+func (c *correlator) get(k string) (origin, bool) { return c.shard(k).Get(k) }
 
 func (c *correlator) lookup(id string) (origin, bool) {
 	if id == "" {
 		return origin{}, false
 	}
-	if o, ok := c.c.Get("s:" + strings.ToLower(id)); ok {
+	k := canonical(id)
+	if o, ok := c.get(k); ok {
 		return o, true
 	}
-	if n, ok := parseDec(id); ok {
-		if o, ok := c.c.Get("n:" + strconv.FormatUint(n, 10)); ok {
+	if n, ok := parseDec(k); ok { // a decimal receipt id for a hex message_id
+		if o, ok := c.get(strconv.FormatUint(n, 16)); ok {
 			return o, true
 		}
 	}
-	if n, ok := parseHex(id); ok {
-		if o, ok := c.c.Get("n:" + strconv.FormatUint(n, 10)); ok {
+	if n, ok := parseHex(k); ok { // a hex receipt id for a decimal message_id
+		if o, ok := c.get(strconv.FormatUint(n, 10)); ok {
 			return o, true
 		}
 	}

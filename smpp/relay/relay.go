@@ -329,19 +329,32 @@ const (
 	kindDeliver               // the ESME answered a deliver_sm: relay its status to the SMSC session Ref.Session
 )
 
+// auxReceipt marks a submit whose registered_delivery asks for a receipt or SME ack.
+const auxReceipt uint64 = 1 << 31
+
 func aux(kind uint64, upIdx int, id smpp.CommandID) uint64 {
 	return kind | uint64(upIdx)<<8 | uint64(id)<<32
+}
+
+// wantsReceipt reports whether a submit's registered_delivery asks for an SMSC receipt,
+// an SME acknowledgement or an intermediate notification: the only cases where receipts
+// come back and the message_id must be remembered.
+func wantsReceipt(p *smpp.PDU) bool {
+	rd, _ := p.Uint8(smpp.FieldRegisteredDelivery)
+	return rd&0x1F != 0
 }
 
 // HandleResponse implements smpp.ResponseHandler for relayed requests.
 func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 	kind := ref.Aux & 0xFF
 	reqID := smpp.CommandID(ref.Aux >> 32)
+	upIdx := (ref.Aux >> 8) & 0x7FFFFF
 	switch kind {
 	case kindSubmit:
-		if err == nil && resp.Status() == smpp.StatusOK {
+		// Only a message that asked for a receipt (registered_delivery) is correlated.
+		if err == nil && resp.Status() == smpp.StatusOK && ref.Aux&auxReceipt != 0 {
 			if e, ok := ref.Value.(*esme); ok && e.acct != nil {
-				u := r.upList[(ref.Aux>>8)&0xFFFFFF]
+				u := r.upList[upIdx]
 				r.corr.add(resp.CString(smpp.FieldMessageID), origin{account: e.acct.SystemID, upstream: u.Name})
 				if r.heldN.Load() > 0 {
 					select {
@@ -911,6 +924,9 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 		return
 	}
 	ref := smpp.Ref{Session: e.s, Seq: seq, Aux: aux(kind, u.idx, p.ID()), Value: e}
+	if kind == kindSubmit && wantsReceipt(p) {
+		ref.Aux |= auxReceipt
+	}
 	err := u.link.TrySend(p, r, ref)
 	if err != nil {
 		ctx, cancel := context.WithTimeout(e.ctx, r.cfg.LinkWait)
