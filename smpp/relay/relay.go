@@ -53,8 +53,10 @@ type Account struct {
 	MaxBinds int
 	// Allow, if set, decides whether a bind from ip is accepted (source CIDRs).
 	Allow func(ip net.IP) bool
-	// RouteFor returns the route name of a destination (pooled). Required for pooled accounts.
-	RouteFor func(dest string) string
+	// Route is the default route of a pooled account (required in pooled mode), and
+	// PrefixRoutes override it by destination prefix, longest first.
+	Route        string
+	PrefixRoutes []PrefixRoute
 	// QueueMax and QueueTTL bound the receipts and MOs held while no receiver is bound.
 	QueueMax int
 	QueueTTL time.Duration
@@ -75,6 +77,28 @@ type Upstream struct {
 	TPS          float64
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+}
+
+// PrefixRoute sends destinations starting with Prefix (a leading '+' is ignored on both
+// sides) to Route.
+type PrefixRoute struct {
+	Prefix string
+	Route  string
+}
+
+// routeFor returns the route of a destination without allocating.
+func (a *Account) routeFor(dest []byte) string {
+	if len(dest) > 0 && dest[0] == '+' {
+		dest = dest[1:]
+	}
+	best, bestLen := a.Route, -1
+	for _, pr := range a.PrefixRoutes {
+		p := strings.TrimPrefix(pr.Prefix, "+")
+		if len(p) > bestLen && len(p) <= len(dest) && string(dest[:len(p)]) == p {
+			best, bestLen = pr.Route, len(p)
+		}
+	}
+	return best
 }
 
 // MORule routes an MO (a deliver_sm that is not a receipt) arriving on a pooled link.
@@ -210,8 +234,10 @@ func New(cfg Config) (*Relay, error) {
 				return nil, fmt.Errorf("relay: account %q: unknown upstream %q", a.SystemID, a.Upstream)
 			}
 		case Pooled:
-			if a.RouteFor == nil {
-				return nil, fmt.Errorf("relay: pooled account %q has no route", a.SystemID)
+			for _, rt := range append([]PrefixRoute{{Route: a.Route}}, a.PrefixRoutes...) {
+				if _, ok := cfg.Routes[rt.Route]; !ok {
+					return nil, fmt.Errorf("relay: pooled account %q: unknown route %q", a.SystemID, rt.Route)
+				}
 			}
 		}
 		r.accounts[a.SystemID] = a
@@ -913,8 +939,8 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 	if strings.HasPrefix(route, "@") {
 		u = r.upstreams[route[1:]]
 	} else {
-		if route == "" && a.RouteFor != nil {
-			route = a.RouteFor(p.CString(smpp.FieldDestinationAddr))
+		if route == "" {
+			route = a.routeFor(p.Field(smpp.FieldDestinationAddr))
 		}
 		u = r.upstreams[r.cfg.Routes[route]]
 	}

@@ -16,9 +16,9 @@ import (
 func TestBindAuthentication(t *testing.T) {
 	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
 		c.Accounts = append(c.Accounts,
-			Account{SystemID: "rxonly", Password: "pw", RouteFor: func(string) string { return "default" }, BindTypes: []smpp.CommandID{smpp.BindReceiver}},
-			Account{SystemID: "one", Password: "pw", RouteFor: func(string) string { return "default" }, MaxBinds: 1},
-			Account{SystemID: "far", Password: "pw", RouteFor: func(string) string { return "default" }, Allow: func(ip net.IP) bool { return !ip.IsLoopback() }},
+			Account{SystemID: "rxonly", Password: "pw", Route: "default", BindTypes: []smpp.CommandID{smpp.BindReceiver}},
+			Account{SystemID: "one", Password: "pw", Route: "default", MaxBinds: 1},
+			Account{SystemID: "far", Password: "pw", Route: "default", Allow: func(ip net.IP) bool { return !ip.IsLoopback() }},
 		)
 	})
 	mustBind(t, e.addr, smpp.BindTransceiver, "one", "pw")

@@ -42,7 +42,7 @@ func newEnv(t *testing.T, fc fakesmsc.Config, mutate func(*Config)) *env {
 			Binds: 2, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}},
 		Routes: map[string]string{"default": "carrier"},
 		Accounts: []Account{
-			{SystemID: "bank", Password: "pw", RouteFor: func(string) string { return "default" }, QueueMax: 1000, QueueTTL: time.Hour},
+			{SystemID: "bank", Password: "pw", Route: "default", QueueMax: 1000, QueueTTL: time.Hour},
 			{SystemID: "pt", Mode: PassThrough, Upstream: "carrier", QueueMax: 10},
 		},
 		MORules:      []MORule{{DestPrefix: "", Account: "bank"}},
@@ -444,6 +444,37 @@ func TestOutOfOrderResponses(t *testing.T) {
 		id := receiptID(v, p.ShortMessage())
 		if want, got := byID[id], p.CString(smpp.FieldSourceAddr); want != got {
 			t.Fatalf("message id %s was returned to the request for %s, but the SMSC gave it to %s", id, want, got)
+		}
+	}
+}
+
+func TestRouteForLongestPrefix(t *testing.T) {
+	a := &Account{Route: "default", PrefixRoutes: []PrefixRoute{{Prefix: "44", Route: "uk"}, {Prefix: "+447700", Route: "test"}, {Prefix: "1", Route: "us"}}}
+	for _, tc := range []struct{ dest, want string }{
+		{"447700900123", "test"}, {"+447700900123", "test"}, {"441234", "uk"}, {"15551234", "us"}, {"33123", "default"}, {"", "default"}, {"4", "default"},
+	} {
+		if got := a.routeFor([]byte(tc.dest)); got != tc.want {
+			t.Errorf("routeFor(%q) = %q, want %q", tc.dest, got, tc.want)
+		}
+	}
+}
+
+func TestCorrelatorHexDecimal(t *testing.T) {
+	c := newCorrelator(100, time.Hour)
+	o := origin{account: "bank", upstream: "carrier"}
+	c.add("00A1B2C3", o) // hex message_id, zero-padded
+	c.add("987654321", origin{account: "other"})
+	for _, tc := range []struct {
+		id   string
+		want string
+	}{
+		{"00A1B2C3", "bank"}, {"a1b2c3", "bank"}, {"10597059", "bank"}, // 0xA1B2C3 in decimal
+		{"987654321", "other"}, {"3ade68b1", "other"}, // 987654321 in hex
+		{"unknown", ""},
+	} {
+		got, ok := c.lookup(tc.id)
+		if got.account != tc.want || ok != (tc.want != "") {
+			t.Errorf("lookup(%q) = %q %v, want %q", tc.id, got.account, ok, tc.want)
 		}
 	}
 }
