@@ -277,3 +277,89 @@ func TestLinkReconnects(t *testing.T) {
 		t.Fatalf("send after reconnect: %v", r)
 	}
 }
+
+func TestSessionBindTimeout(t *testing.T) {
+	addr, _ := runServer(t, Config{BindTimeout: 100 * time.Millisecond}, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read data from a connection that never bound")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("server did not close an unbound connection after its bind timeout")
+	}
+}
+
+func TestSessionInactivityUnbinds(t *testing.T) {
+	addr, _ := runServer(t, Config{InactivityTimeout: 100 * time.Millisecond, EnquireLinkInterval: -1}, nil)
+	s := dialBound(t, addr, BindTransceiver, Config{EnquireLinkInterval: -1})
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("idle session not unbound")
+	}
+	if c := s.Counters(); c.RxPDUs < 2 { // bind_resp and the server's unbind
+		t.Fatalf("client saw %d PDUs, want bind_resp and unbind", c.RxPDUs)
+	}
+}
+
+// Link.Send waits for window room instead of failing, and the TPS limit spaces submits.
+func TestLinkWindowWaitsAndTPS(t *testing.T) {
+	release := make(chan struct{})
+	addr, _ := runServer(t, Config{}, func(s *Session, p *PDU) {
+		if p.ID().IsBind() {
+			s.AcceptBind(p, StatusOK, "x")
+			return
+		}
+		go func() { <-release; s.Respond(p, StatusOK, "id") }()
+	})
+	l := NewLink(LinkConfig{Name: "w", Addr: addr, Bind: BindParams{SystemID: "p"}, Session: Config{Window: 2}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l.Start(ctx)
+	defer l.Close(ctx)
+	ch := make(chanHandler, 3)
+	for range 2 {
+		if err := l.Send(ctx, mustPDU(t, submitSM(t, 0, "x")), ch, Ref{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.TrySend(mustPDU(t, submitSM(t, 0, "x")), ch, Ref{}); !errors.Is(err, ErrWindowTimeout) {
+		t.Fatalf("TrySend with a full window: %v", err)
+	}
+	third := make(chan error, 1)
+	go func() { third <- l.Send(ctx, mustPDU(t, submitSM(t, 0, "x")), ch, Ref{}) }()
+	select {
+	case err := <-third:
+		t.Fatalf("Send returned with a full window: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-third; err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if r := <-ch; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+
+	// TPS: 20/s with a burst of 2: 8 submits take at least 6/20 s.
+	addr2, _ := runServer(t, Config{}, nil)
+	lt := NewLink(LinkConfig{Name: "tps", Addr: addr2, Bind: BindParams{SystemID: "p"}, TPS: 20})
+	lt.Start(ctx)
+	defer lt.Close(ctx)
+	start := time.Now()
+	got := make(chanHandler, 8)
+	for range 8 {
+		if err := lt.Send(ctx, mustPDU(t, submitSM(t, 0, "x")), got, Ref{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el < 250*time.Millisecond {
+		t.Fatalf("8 submits at 20 TPS took %s", el)
+	}
+}

@@ -273,3 +273,23 @@ func TestUnknownReceiptCounted(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// The SMSC's deliver_sm is answered with the ESME's own status, in both modes.
+func TestDeliverStatusFromESME(t *testing.T) {
+	for _, acct := range []struct{ sys, pw, smscAcct string }{{"bank", "pw", "proxy"}, {"pt", "ptpw", "pt"}} {
+		t.Run(acct.sys, func(t *testing.T) {
+			e := newEnv(t, fakesmsc.Config{}, nil)
+			rx := mustBind(t, e.addr, smpp.BindTransceiver, acct.sys, acct.pw)
+			rx.mu.Lock()
+			rx.ack = smpp.StatusXPAppn
+			rx.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := e.smsc.SendMO(ctx, acct.smscAcct, "447700900999", "12345", 0, []byte("hi"))
+			var st smpp.Status
+			if !errors.As(err, &st) || st != smpp.StatusXPAppn {
+				t.Fatalf("SMSC got %v, want the ESME's ESME_RX_P_APPN", err)
+			}
+		})
+	}
+}
