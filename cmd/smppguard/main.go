@@ -5,6 +5,7 @@
 //	smppguard check-config -c F         validate a config file
 //	smppguard fake-smsc [flags]         run the bundled fake SMSC
 //	smppguard load [flags]              run the load generator against an SMPP port
+//	smppguard bench [flags]             direct vs proxied throughput and latency, side by side
 //	smppguard version                   print build information
 package main
 
@@ -33,6 +34,8 @@ commands:
   check-config   validate a config file: smppguard check-config -c smppguard.yaml
   fake-smsc      run the bundled fake SMSC (smppguard fake-smsc -h for flags)
   load           run the load generator (smppguard load -h for flags)
+  bench          run the same load direct to a fake SMSC and through smppguard,
+                 each in its own process, and print the ratios
   version        print build information
 
 Run 'smppguard <command> -h' for a command's flags.
@@ -54,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = fakeSMSC(ctx, args[1:], stdout, stderr)
 	case "load":
 		err = load(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = bench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		version(stdout)
 		return 0

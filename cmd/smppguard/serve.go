@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -93,8 +95,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printCfg := fs.Bool("print-config", false, "print the embedded default config and exit")
 	logFormat := fs.String("log-format", "", "override log.format: json or console")
 	logLevel := fs.String("log-level", "", "override log.level: debug, info, warn, error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	if *printCfg {
 		_, err := stdout.Write(config.DefaultYAML())
@@ -239,7 +252,10 @@ func buildRelay(cfg *config.Config, log *zap.Logger) (*relay.Relay, error) {
 		if a.Mode == config.ModePassthrough {
 			ra.Mode = relay.PassThrough
 		} else {
-			ra.RouteFor = a.RouteFor
+			ra.Route = a.Route
+			for _, pr := range a.PrefixRoutes {
+				ra.PrefixRoutes = append(ra.PrefixRoutes, relay.PrefixRoute{Prefix: pr.Prefix, Route: pr.Route})
+			}
 		}
 		for _, bt := range a.BindTypes {
 			ra.BindTypes = append(ra.BindTypes, bindIDs[bt])

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/smppguard/smppguard/testharness/loadgen"
+)
+
+// benchResult is one scenario's outcome.
+type benchResult struct {
+	Scenario   string              `json:"scenario"`
+	Target     string              `json:"target"`
+	Binds      int                 `json:"binds"`
+	Window     int                 `json:"window"`
+	Sent       int64               `json:"sent"`
+	OK         int64               `json:"ok"`
+	Errors     map[string]int64    `json:"errors,omitempty"`
+	Timeouts   int64               `json:"timeouts"`
+	DLRs       int64               `json:"dlrs"`
+	Throughput float64             `json:"throughput_per_s"`
+	Ratio      float64             `json:"ratio_to_direct"`
+	Latency    loadgen.Percentiles `json:"latency"`
+}
+
+// bench runs the same load, in one go, directly against the fake SMSC and through
+// smppguard (pooled and pass-through), each peer in its own process, and prints the ratios.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	n := fs.Int("n", 200000, "submits per throughput scenario")
+	binds := fs.Int("binds", 4, "load generator binds")
+	window := fs.Int("window", 100, "window per load generator bind")
+	upBinds := fs.Int("upstream-binds", 4, "smppguard's pooled binds to the fake SMSC")
+	latN := fs.Int("lat-n", 20000, "submits per window-1 latency scenario")
+	dlrN := fs.Int("dlr-n", 50000, "submits per scenario with receipts")
+	out := fs.String("out", "", "also write the results as JSON to this file")
+	only := fs.String("only", "", "run only the scenarios whose name contains this")
+	proxyProfile := fs.String("proxy-cpuprofile", "", "write smppguard's CPU profile to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	smscAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	proxyAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	smsc, err := startChild(ctx, exe, smscAddr, "fake-smsc", "-listen", smscAddr, "-no-record", "-account", "proxy:secret", "-account", "pt:ptpw", "-account", "direct:direct")
+	if err != nil {
+		return err
+	}
+	defer smsc.stop()
+	dir, err := os.MkdirTemp("", "smppguard-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfgPath := filepath.Join(dir, "bench.yaml")
+	cfg := fmt.Sprintf(`listen:
+  smpp: %s
+session:
+  window: %d
+upstreams:
+  - name: carrier
+    address: %s
+    system_id: proxy
+    password: secret
+    binds: %d
+    window: %d
+routes:
+  - name: default
+    upstream: carrier
+accounts:
+  - system_id: bank
+    password: bankpw
+    route: default
+    max_binds: 64
+  - system_id: pt
+    mode: passthrough
+    upstream: carrier
+    max_binds: 64
+log:
+  level: error
+`, proxyAddr, *window, smscAddr, *upBinds, *window)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	serveArgs := []string{"serve", "-c", cfgPath}
+	if *proxyProfile != "" {
+		serveArgs = append(serveArgs, "-cpuprofile", *proxyProfile)
+	}
+	proxy, err := startChild(ctx, exe, proxyAddr, serveArgs...)
+	if err != nil {
+		return err
+	}
+	defer proxy.stop()
+
+	type scenario struct {
+		name, addr, user, pw string
+		binds, window, n     int
+		dlr                  bool
+	}
+	direct := func(name string, b, w, cnt int, dlr bool) scenario {
+		return scenario{name, smscAddr, "direct", "direct", b, w, cnt, dlr}
+	}
+	pooled := func(name string, b, w, cnt int, dlr bool) scenario {
+		return scenario{name, proxyAddr, "bank", "bankpw", b, w, cnt, dlr}
+	}
+	pass := func(name string, b, w, cnt int, dlr bool) scenario {
+		return scenario{name, proxyAddr, "pt", "ptpw", b, w, cnt, dlr}
+	}
+	scenarios := []scenario{
+		direct("direct", *binds, *window, *n, false),
+		pooled("pooled", *binds, *window, *n, false),
+		pass("passthrough", *binds, *window, *n, false),
+		direct("direct+dlr", *binds, *window, *dlrN, true),
+		pooled("pooled+dlr", *binds, *window, *dlrN, true),
+		pass("passthrough+dlr", *binds, *window, *dlrN, true),
+		direct("direct w1", 1, 1, *latN, false),
+		pooled("pooled w1", 1, 1, *latN, false),
+		pass("passthrough w1", 1, 1, *latN, false),
+	}
+	fmt.Fprintf(stdout, "smppguard bench: %d CPUs, %s; fake SMSC %s and smppguard %s in their own processes\n",
+		runtime.NumCPU(), runtime.Version(), smscAddr, proxyAddr)
+	var results []benchResult
+	var baseline float64
+	for _, sc := range scenarios {
+		if *only != "" && !strings.Contains(sc.name, *only) {
+			continue
+		}
+		lc := loadgen.Config{Addr: sc.addr, SystemID: sc.user, Password: sc.pw, Binds: sc.binds, Window: sc.window, Dest: "4477009*"}
+		// Warm up: binds, links, JIT-free but caches and GC pacing settle.
+		lc.Count = min(sc.n/10, 5000)
+		if _, err := loadgen.Run(ctx, lc); err != nil {
+			return fmt.Errorf("%s warm-up: %w", sc.name, err)
+		}
+		lc.Count = sc.n
+		if sc.dlr {
+			lc.RegisteredDelivery, lc.WaitDLRs = 1, 60*time.Second
+		}
+		res, err := loadgen.Run(ctx, lc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+		br := benchResult{Scenario: sc.name, Target: sc.addr, Binds: sc.binds, Window: sc.window, Sent: res.Sent, OK: res.OK,
+			Errors: res.ErrorsByStatus, Timeouts: res.Timeouts, DLRs: res.DLRs, Throughput: res.Throughput, Latency: res.Latency}
+		if strings.HasPrefix(sc.name, "direct") {
+			baseline = res.Throughput
+		}
+		if baseline > 0 {
+			br.Ratio = res.Throughput / baseline
+		}
+		results = append(results, br)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tbinds×window\tok\terrors\tdlrs\tmsgs/s\tratio\tp50\tp99\tp99.9\t")
+	for _, r := range results {
+		var errs int64
+		for _, v := range r.Errors {
+			errs += v
+		}
+		fmt.Fprintf(tw, "%s\t%d×%d\t%d\t%d\t%d\t%.0f\t%.2f\t%s\t%s\t%s\t\n", r.Scenario, r.Binds, r.Window, r.OK, errs+r.Timeouts, r.DLRs,
+			r.Throughput, r.Ratio, r.Latency.P50, r.Latency.P99, r.Latency.P999)
+	}
+	tw.Flush()
+	if *out != "" {
+		b, err := json.MarshalIndent(map[string]any{"time": time.Now().UTC(), "cpus": runtime.NumCPU(), "go": runtime.Version(), "results": results}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (c *child) stop() {
+	c.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// startChild runs this binary with args and waits until addr accepts connections.
+func startChild(ctx context.Context, exe, addr string, args ...string) (*child, error) {
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", args[0], err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			// Give pooled links a moment to bind before the first scenario's warm-up.
+			time.Sleep(200 * time.Millisecond)
+			return c, nil
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("%s exited before listening on %s", args[0], addr)
+		case <-ctx.Done():
+			c.stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	c.stop()
+	return nil, fmt.Errorf("%s did not listen on %s within 30 s", args[0], addr)
+}
