@@ -263,8 +263,14 @@ func TestByteExactRelay(t *testing.T) {
 
 // Every other request type is relayed as well, and the response comes back to its request.
 func TestOtherCommandsRelayed(t *testing.T) {
+	for _, acct := range []struct{ sys, pw string }{{"bank", "pw"}, {"pt", "ptpw"}} {
+		t.Run(acct.sys, func(t *testing.T) { testOtherCommands(t, acct.sys, acct.pw) })
+	}
+}
+
+func testOtherCommands(t *testing.T, sys, pw string) {
 	e := newEnv(t, fakesmsc.Config{}, nil)
-	c := mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw")
+	c := mustBind(t, e.addr, smpp.BindTransceiver, sys, pw)
 	resp := request(t, c, submitFrame(t, smOpt{text: []byte("x")}))
 	id := resp.CString(smpp.FieldMessageID)
 	frames := map[smpp.CommandID][]byte{}
@@ -312,6 +318,7 @@ func TestReceiptsReachESME(t *testing.T) {
 		{name: "pooled_hex_resp_decimal_receipt_text", sys: "bank", pw: "pw", textIDDec: true, noTLVs: true},
 		{name: "pooled_receipt_before_resp", sys: "bank", pw: "pw", early: true},
 		{name: "passthrough_trx", sys: "pt", pw: "ptpw"},
+		{name: "passthrough_tx_rx_pair", sys: "pt", pw: "ptpw", pair: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fc := fakesmsc.Config{DLRNoTLVs: c.noTLVs, DLRBeforeResp: c.early}
