@@ -9,7 +9,9 @@ import (
 
 // FrameError is a frame whose command_length is out of bounds. The stream cannot be trusted
 // after it: answer generic_nack ESME_RINVCMDLEN (Seq is the frame's sequence number, when
-// its header could be read) and close the connection.
+// its header could be read) and close the connection. To report Seq the reader waits for the
+// rest of the 16-byte header; a peer that sends a bad length and then nothing is cut off by
+// the session's bind or inactivity timer.
 type FrameError struct {
 	Length uint32
 	Max    int

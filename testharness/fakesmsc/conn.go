@@ -305,10 +305,11 @@ func (c *conn) bind(p *smpp.PDU) {
 	c.mu.Unlock()
 	s.st.binds.Add(1)
 	s.log.Info("fakesmsc: bound", zap.Uint64("conn", c.id), zap.String("system_id", sid), zap.Stringer("as", p.ID()))
-	c.send(resp)
 	if rx {
-		s.hub.register(c, sid) // after the bind_resp: queued receipts follow it
+		s.hub.register(c, sid, resp)
+		return
 	}
+	c.send(resp)
 }
 
 // submit answers submit_sm, data_sm and submit_multi; false stops the reader (scheduled
@@ -415,8 +416,9 @@ func (c *conn) sendSubmitResp(frame []byte, rcpts []*receipt, closeAfter bool) {
 			s.hub.ready(r)
 		}
 	}
-	if c.send(frame) {
-		s.st.responses.Add(1)
+	s.st.responses.Add(1) // counted first: whoever reads the response sees it counted
+	if !c.send(frame) {
+		s.st.responses.Add(-1)
 	}
 	if !s.cfg.DLRBeforeResp {
 		for _, r := range rcpts {
@@ -491,10 +493,11 @@ func (c *conn) sendReceipt(r *receipt) bool {
 	c.inflight[seq] = pend{r: r, sent: time.Now()}
 	c.mu.Unlock()
 	putSeq(frame, seq)
+	c.s.st.dlrsSent.Add(1) // counted first: whoever reads the receipt sees it counted
 	if c.trySend(frame) {
-		c.s.st.dlrsSent.Add(1)
 		return true
 	}
+	c.s.st.dlrsSent.Add(-1)
 	c.mu.Lock()
 	delete(c.inflight, seq)
 	c.mu.Unlock()

@@ -193,10 +193,24 @@ func (h *hub) kickSoon() {
 	}
 }
 
-// register makes c a receiver of its system_id and delivers what waits for it, retries
-// included.
-func (h *hub) register(c *conn, sid string) {
+// register sends c's bind_resp, makes c a receiver of its system_id and delivers what waits
+// for it, retries included. Both happen under the hub lock: whoever sees the bind_resp finds
+// the receiver registered (SendMO right after a bind works), and every deliver_sm follows the
+// bind_resp on the wire.
+func (h *hub) register(c *conn, sid string, bindResp []byte) {
 	h.mu.Lock()
+	if !c.trySend(bindResp) { // a full queue (a client that does not read): no lock while waiting
+		h.mu.Unlock()
+		c.send(bindResp)
+		h.mu.Lock()
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		h.mu.Unlock()
+		return
+	}
 	rs := h.rx[sid]
 	if rs == nil {
 		rs = &rxSet{}

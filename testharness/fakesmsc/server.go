@@ -268,12 +268,14 @@ func (s *Server) SendMO(ctx context.Context, systemID, src, dst string, dataCodi
 		delete(c.inflight, seq)
 		c.mu.Unlock()
 	}
+	s.st.mosSent.Add(1) // counted first: whoever reads the MO sees it counted
 	select {
 	case c.out <- frame:
-		s.st.mosSent.Add(1)
 	case <-c.done:
+		s.st.mosSent.Add(-1)
 		return fmt.Errorf("fakesmsc: MO: connection %d closed", c.id)
 	case <-ctx.Done():
+		s.st.mosSent.Add(-1)
 		forget()
 		return ctx.Err()
 	}
