@@ -51,6 +51,9 @@ type Config struct {
 	Accounts  []Account       `yaml:"accounts"`
 	MORules   []MORule        `yaml:"mo_rules"`
 	Relay     Relay           `yaml:"relay"`
+	Providers []Provider      `yaml:"providers"`
+	Policies  []Policy        `yaml:"policies"`
+	OTP       OTP             `yaml:"otp"`
 	Sandbox   Sandbox         `yaml:"sandbox"`
 	Log       Log             `yaml:"log"`
 }
@@ -168,6 +171,9 @@ type Account struct {
 	QueueMax int `yaml:"queue_max"`
 	// QueueTTL is how long queued DLRs/MOs are held. Default 72h; > 0.
 	QueueTTL Duration `yaml:"queue_ttl"`
+
+	// Policy names the OTP policy for this account's submits; empty: no interception.
+	Policy string `yaml:"policy"`
 
 	allowed []*net.IPNet // AllowedCIDRs, parsed by validation
 }

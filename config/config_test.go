@@ -305,6 +305,9 @@ func TestParseOK(t *testing.T) {
 					DLRMatchWait: Duration(2 * time.Second), DLRCorrelationTTL: Duration(72 * time.Hour), DLRCorrelationMax: 1_000_000,
 					LinkWait: Duration(5 * time.Second), DeliverTimeout: Duration(10 * time.Second),
 				},
+				OTP: OTP{
+					MaxInFlight: 1000, ConcatTimeout: Duration(5 * time.Second), MaskKeep: 4,
+				},
 				Log: Log{Level: "debug", Format: "json"},
 			}
 			if !reflect.DeepEqual(*c, want) {

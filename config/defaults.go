@@ -181,6 +181,8 @@ func applyDefaults(c *Config, d *doc) {
 		}
 	}
 
+	applyOTPDefaults(c, unset)
+
 	if unset("log.level", c.Log.Level == "") {
 		c.Log.Level = defaultLogLevel
 	}

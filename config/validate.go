@@ -35,6 +35,7 @@ func validate(c *Config, file string, d *doc) []error {
 	v.accounts(c)
 	v.moRules(c)
 	v.relay(c)
+	v.otp(c)
 	v.sandbox(c)
 	v.log(c)
 	return v.errs

@@ -1,6 +1,9 @@
 package smpp
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Status is an SMPP command_status. A non-zero Status is also an error.
 type Status uint32
@@ -118,3 +121,18 @@ func (s Status) String() string {
 
 // Error makes a Status usable as an error.
 func (s Status) Error() string { return "smpp: " + s.String() }
+
+// ParseStatus reads a command_status written as its ESME_R* name ("ESME_RSUBMITFAIL") or as a
+// number ("0x45", "69").
+func ParseStatus(s string) (Status, error) {
+	for st, name := range statusNames {
+		if name == s {
+			return st, nil
+		}
+	}
+	n, err := strconv.ParseUint(s, 0, 32)
+	if err != nil {
+		return 0, fmt.Errorf("smpp: %q is neither an ESME_R* status name nor a number", s)
+	}
+	return Status(n), nil
+}
