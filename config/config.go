@@ -223,6 +223,8 @@ type Relay struct {
 type Sandbox struct {
 	// FakeSMSC, when non-nil, runs a fake SMSC inside the process.
 	FakeSMSC *FakeSMSC `yaml:"fake_smsc"`
+	// FakeCarrier starts the bundled fake CAMARA API in-process; nil = none.
+	FakeCarrier *FakeCarrier `yaml:"fake_carrier"`
 }
 
 // FakeSMSC is an in-process fake SMSC for demos and tests.
@@ -238,6 +240,16 @@ type FakeSMSC struct {
 	// DLRDelay is how long after submit_sm it sends the receipt.
 	// Default 100ms; >= 0.
 	DLRDelay Duration `yaml:"dlr_delay"`
+}
+
+// FakeCarrier is the sandbox's in-process fake carrier API.
+type FakeCarrier struct {
+	// Listen address; default 127.0.0.1:8089.
+	Listen string `yaml:"listen"`
+	// Scenario file; empty uses the built-in scenario (a swapped, a diverted and a clean number).
+	Scenario string `yaml:"scenario"`
+	// RequirePurpose makes the token endpoint insist on this dpv: purpose scope.
+	RequirePurpose string `yaml:"require_purpose"`
 }
 
 // Log configures logging.

@@ -276,6 +276,9 @@ func applyOTPDefaults(c *Config, unset func(string, bool) bool) {
 			}
 		}
 	}
+	if fc := c.Sandbox.FakeCarrier; fc != nil && fc.Listen == "" {
+		fc.Listen = "127.0.0.1:8089"
+	}
 	if unset("otp.max_in_flight", c.OTP.MaxInFlight == 0) {
 		c.OTP.MaxInFlight = 1000
 	}

@@ -64,6 +64,16 @@ type Verdict struct {
 	Status    smpp.Status
 	Route     string
 	MessageID string
+	// AfterAnswer, if set with Answer, runs once the response is queued to the ESME: a
+	// receipt queued from it (Relay.Deliver) cannot overtake the submit_sm_resp.
+	AfterAnswer func()
+}
+
+// Interests is an optional interface of a SubmitHook: when implemented, the hook is offered
+// only the submits of accounts for which Intercepts returns true; other accounts' submits
+// are relayed without building a SubmitRequest.
+type Interests interface {
+	Intercepts(account string) bool
 }
 
 // SubmitRequest is one submit-path PDU offered to the hook.

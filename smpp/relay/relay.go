@@ -888,6 +888,10 @@ func (e *esme) submit(p *smpp.PDU) {
 		e.forward(p, "", kindSubmit)
 		return
 	}
+	if in, ok := h.(Interests); ok && !in.Intercepts(e.acct.SystemID) {
+		e.forward(p, "", kindSubmit)
+		return
+	}
 	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Session: e.s, PDU: p}
 	req.resolve = func(v Verdict) { e.apply(p, v) }
 	v := h.Submit(req)
@@ -912,6 +916,9 @@ func (e *esme) apply(p *smpp.PDU, v Verdict) {
 		e.s.Respond(p, st, "")
 	case Answer:
 		e.s.Respond(p, v.Status, v.MessageID)
+		if v.AfterAnswer != nil {
+			v.AfterAnswer()
+		}
 	default:
 		e.s.Respond(p, smpp.StatusSysErr, "")
 	}
