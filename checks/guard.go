@@ -1,0 +1,495 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+// GuardConfig configures a Guard. Zero fields take the documented defaults.
+type GuardConfig struct {
+	// TTL is how long a result (or ErrUnknownNumber) is cached, per signal. Missing or
+	// zero entries take the defaults: 10m sim_swap, 5m call_forwarding, 10m device_swap,
+	// 5m roaming. A negative TTL disables caching for that signal. Signals other than the
+	// four known ones are never cached.
+	TTL map[Signal]time.Duration
+	// ErrorTTL is how long other errors are cached, so a failing number is not hammered;
+	// default 5s, negative disables. ErrSaturated and ErrBreakerOpen are never cached.
+	ErrorTTL time.Duration
+	// CacheSize bounds each cache (per signal, and the error cache); default 100000.
+	CacheSize int
+	// MaxConcurrent bounds concurrent provider calls; beyond it a call fails at once with
+	// ErrSaturated. Default 256.
+	MaxConcurrent int
+	// Timeout bounds one provider call; default 1500ms. It should be shorter than the
+	// SMPP response timeout the ESME applies.
+	Timeout time.Duration
+	// BreakerFailures is the number of consecutive ErrUnavailable results (timeouts
+	// included) that opens the breaker; default 5.
+	BreakerFailures int
+	// BreakerOpenFor is how long the breaker stays open before one probe call is let
+	// through; default 10s.
+	BreakerOpenFor time.Duration
+	// Now is the clock for cache expiry and the breaker; default time.Now.
+	Now func() time.Time
+}
+
+// Defaults for GuardConfig.
+const (
+	DefaultErrorTTL        = 5 * time.Second
+	DefaultCacheSize       = 100000
+	DefaultMaxConcurrent   = 256
+	DefaultTimeout         = 1500 * time.Millisecond
+	DefaultBreakerFailures = 5
+	DefaultBreakerOpenFor  = 10 * time.Second
+)
+
+// DefaultTTL returns the default cache TTL of a signal (0 for unknown signals).
+func DefaultTTL(s Signal) time.Duration {
+	switch s {
+	case SimSwap, DeviceSwap:
+		return 10 * time.Minute
+	case CallForwarding, Roaming:
+		return 5 * time.Minute
+	}
+	return 0
+}
+
+// BreakerState is the state of a Guard's circuit breaker.
+type BreakerState string
+
+// Breaker states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerOpen     BreakerState = "open"
+	BreakerHalfOpen BreakerState = "half-open"
+)
+
+// GuardStats are a Guard's counters since it was created.
+type GuardStats struct {
+	// Hits are queries answered from the cache (results and cached errors); Misses went on
+	// to a (possibly shared) provider call.
+	Hits, Misses uint64
+	// Calls are provider calls actually made: Misses minus coalesced, shed and
+	// breaker-rejected queries.
+	Calls uint64
+	// Errors counts provider-call outcomes by sentinel: unknown_number, unauthorized,
+	// rate_limited, unavailable, invalid, unsupported. Timeouts are counted in unavailable
+	// and also in Timeouts.
+	Errors   map[string]uint64
+	Timeouts uint64
+	// Shed are queries refused with ErrSaturated.
+	Shed uint64
+	// BreakerRejected are queries refused with ErrBreakerOpen.
+	BreakerRejected uint64
+	// Abandoned are queries whose caller's context ended before the answer came.
+	Abandoned uint64
+	// Breaker is the breaker's state now; BreakerOpens counts transitions to open.
+	Breaker      BreakerState
+	BreakerOpens uint64
+	// InFlight is the number of provider calls running now.
+	InFlight int64
+}
+
+// numErrorKinds is the number of sentinels counted per kind in GuardStats.Errors.
+const numErrorKinds = 6
+
+// errorKinds returns the sentinels counted per kind, with their Stats names.
+func errorKinds() [numErrorKinds]struct {
+	err  error
+	name string
+} {
+	return [numErrorKinds]struct {
+		err  error
+		name string
+	}{
+		{ErrUnknownNumber, "unknown_number"},
+		{ErrUnauthorized, "unauthorized"},
+		{ErrRateLimited, "rate_limited"},
+		{ErrUnavailable, "unavailable"},
+		{ErrInvalid, "invalid"},
+		{ErrUnsupported, "unsupported"},
+	}
+}
+
+// entry is a cached answer: a result or an error, with its expiry on the Guard's clock.
+type entry struct {
+	res     Result
+	err     error
+	expires time.Time
+}
+
+// Guard wraps a Provider with a cache per signal, singleflight, a concurrency bound, a
+// per-call timeout and a circuit breaker. Create it once per provider: each cache owns a
+// sweeper goroutine that never exits. *Guard implements Provider.
+type Guard struct {
+	p      Provider
+	cfg    GuardConfig
+	log    *zap.Logger
+	now    func() time.Time
+	caches map[Signal]*expirable.LRU[string, entry] // fixed after NewGuard; nil entry = no caching
+	ttls   map[Signal]time.Duration
+	errs   *expirable.LRU[string, entry] // nil = errors not cached
+	sf     singleflight.Group
+	br     breaker
+
+	inflight                                               atomic.Int64
+	hits, misses, calls, timeouts, shed, brRejected, aband atomic.Uint64
+	errCounts                                              [numErrorKinds]atomic.Uint64
+}
+
+// NewGuard wraps p. log may be nil. The caches are created here, once.
+func NewGuard(p Provider, cfg GuardConfig, log *zap.Logger) *Guard {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.ErrorTTL == 0 {
+		cfg.ErrorTTL = DefaultErrorTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = DefaultBreakerFailures
+	}
+	if cfg.BreakerOpenFor <= 0 {
+		cfg.BreakerOpenFor = DefaultBreakerOpenFor
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Guard{
+		p: p, cfg: cfg, log: log, now: cfg.Now,
+		caches: map[Signal]*expirable.LRU[string, entry]{},
+		ttls:   map[Signal]time.Duration{},
+		br:     breaker{threshold: cfg.BreakerFailures, openFor: cfg.BreakerOpenFor},
+	}
+	for _, s := range AllSignals() {
+		ttl := cfg.TTL[s]
+		if ttl == 0 {
+			ttl = DefaultTTL(s)
+		}
+		g.ttls[s] = ttl
+		if ttl > 0 {
+			g.caches[s] = expirable.NewLRU[string, entry](cfg.CacheSize, nil, ttl)
+		}
+	}
+	if cfg.ErrorTTL > 0 {
+		g.errs = expirable.NewLRU[string, entry](cfg.CacheSize, nil, cfg.ErrorTTL)
+	}
+	return g
+}
+
+// Name returns the wrapped provider's name.
+func (g *Guard) Name() string { return g.p.Name() }
+
+// Check answers q from the cache, or joins the in-flight call for the same (signal,
+// MSISDN, MaxAge), or makes one provider call under the concurrency bound, the breaker and
+// the timeout. The provider call is detached from ctx's cancellation (other callers may
+// be waiting for it); if ctx ends first, Check returns at once with an error matching
+// both ErrUnavailable and ctx.Err(), and the call's answer is still cached.
+func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
+	key := cacheKey(q)
+	if e, ok := g.cached(q.Signal, key); ok {
+		g.hits.Add(1)
+		return hit(e)
+	}
+	g.misses.Add(1)
+	if g.br.rejecting(g.now()) {
+		g.brRejected.Add(1)
+		return Result{}, g.breakerErr()
+	}
+	ch := g.sf.DoChan(key, func() (any, error) { return g.call(context.WithoutCancel(ctx), q, key) })
+	// The call's own deadline normally answers first; this bounds the wait even if the
+	// provider ignores its context.
+	stuck := time.NewTimer(g.cfg.Timeout + timeoutGrace)
+	defer stuck.Stop()
+	select {
+	case r := <-ch:
+		res, _ := r.Val.(Result)
+		return res.Clone(), r.Err
+	case <-ctx.Done():
+		g.aband.Add(1)
+		return Result{}, fmt.Errorf("checks: %s %s look-up abandoned: %w: %w", g.p.Name(), q.Signal, ErrUnavailable, ctx.Err())
+	case <-stuck.C:
+		g.timeouts.Add(1)
+		return Result{}, fmt.Errorf("checks: %s %s: provider ignored its %s deadline: %w: %w", g.p.Name(), q.Signal, g.cfg.Timeout, ErrUnavailable, context.DeadlineExceeded)
+	}
+}
+
+// timeoutGrace is how long past the call timeout a waiter waits for a provider that does
+// not honour its context.
+const timeoutGrace = 100 * time.Millisecond
+
+func hit(e entry) (Result, error) {
+	if e.err != nil {
+		return Result{}, e.err
+	}
+	r := e.res.Clone()
+	r.Cached = true
+	r.Latency = 0
+	return r, nil
+}
+
+// cacheKey identifies a question: MaxAge counts (in CAMARA hours) only for swap signals.
+func cacheKey(q Query) string {
+	k := string(q.Signal) + "|" + q.MSISDN
+	if q.Signal.UsesMaxAge() {
+		k += "|" + strconv.Itoa(MaxAgeHours(q.MaxAge))
+	}
+	return k
+}
+
+// cached looks key up in the signal's cache, then in the error cache, on the Guard's clock.
+func (g *Guard) cached(s Signal, key string) (entry, bool) {
+	now := g.now()
+	for _, c := range [2]*expirable.LRU[string, entry]{g.caches[s], g.errs} {
+		if c == nil {
+			continue
+		}
+		if e, ok := c.Get(key); ok {
+			if now.Before(e.expires) {
+				return e, true
+			}
+			c.Remove(key)
+		}
+	}
+	return entry{}, false
+}
+
+// call is the singleflight leader's work: one provider call, its accounting and caching.
+func (g *Guard) call(ctx context.Context, q Query, key string) (res Result, err error) {
+	// An earlier leader for this key may have finished between our miss and now.
+	if e, ok := g.cached(q.Signal, key); ok {
+		return hit(e)
+	}
+	if n := g.inflight.Add(1); n > int64(g.cfg.MaxConcurrent) {
+		g.inflight.Add(-1)
+		g.shed.Add(1)
+		return Result{}, fmt.Errorf("checks: %s: %d provider calls in flight: %w", g.p.Name(), n-1, ErrSaturated)
+	}
+	defer g.inflight.Add(-1)
+	probe, ok := g.br.allow(g.now())
+	if !ok {
+		g.brRejected.Add(1)
+		return Result{}, g.breakerErr()
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	g.calls.Add(1)
+	start := time.Now()
+	res, err = g.invoke(cctx, q)
+	lat := time.Since(start)
+	if err != nil {
+		err = g.classify(cctx, q, err)
+	} else {
+		if res.Signal == "" {
+			res.Signal = q.Signal
+		}
+		if res.Source == "" {
+			res.Source = g.p.Name()
+		}
+		if res.FetchedAt.IsZero() {
+			res.FetchedAt = g.now()
+		}
+		if res.Latency == 0 {
+			res.Latency = lat
+		}
+		res.Cached = false
+	}
+	g.record(probe, err)
+	g.store(q.Signal, key, res, err)
+	return res, err
+}
+
+// invoke calls the provider, turning a panic into ErrUnavailable.
+func (g *Guard) invoke(ctx context.Context, q Query) (res Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.log.Error("checks: provider panicked", zap.String("provider", g.p.Name()), zap.String("signal", string(q.Signal)), zap.Any("panic", v), zap.Stack("stack"))
+			res, err = Result{}, fmt.Errorf("checks: %s panicked: %v: %w", g.p.Name(), v, ErrUnavailable)
+		}
+	}()
+	return g.p.Check(ctx, q)
+}
+
+// classify makes sure err matches a sentinel: an error the provider classified keeps its
+// sentinel; a timeout or an unclassified error is ErrUnavailable.
+func (g *Guard) classify(ctx context.Context, q Query, err error) error {
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	switch {
+	case Kind(err) != nil:
+		if errors.Is(err, context.DeadlineExceeded) {
+			g.timeouts.Add(1)
+		}
+		return err
+	case timedOut:
+		g.timeouts.Add(1)
+		return fmt.Errorf("checks: %s %s timed out after %s: %w: %w", g.p.Name(), q.Signal, g.cfg.Timeout, ErrUnavailable, err)
+	}
+	return fmt.Errorf("checks: %s: %w: %w", g.p.Name(), ErrUnavailable, err)
+}
+
+// record counts the outcome and feeds the breaker.
+func (g *Guard) record(probe bool, err error) {
+	if err != nil {
+		for i, k := range errorKinds() {
+			if errors.Is(err, k.err) {
+				g.errCounts[i].Add(1)
+				break
+			}
+		}
+	}
+	failed := errors.Is(err, ErrUnavailable)
+	switch g.br.record(probe, failed, g.now()) {
+	case BreakerOpen:
+		msg := "checks: circuit breaker opened after consecutive failures"
+		if probe {
+			msg = "checks: circuit breaker probe failed; open again"
+		}
+		g.log.Warn(msg, zap.String("provider", g.p.Name()), zap.Int("failures", g.br.threshold),
+			zap.Duration("open_for", g.cfg.BreakerOpenFor), zap.Error(err))
+	case BreakerClosed:
+		g.log.Info("checks: circuit breaker closed after a successful probe", zap.String("provider", g.p.Name()))
+	}
+}
+
+// store caches a result or ErrUnknownNumber for the signal's TTL and other errors for
+// ErrorTTL; saturation and breaker errors are not cached.
+func (g *Guard) store(s Signal, key string, res Result, err error) {
+	now := g.now()
+	switch {
+	case err == nil || errors.Is(err, ErrUnknownNumber):
+		if c := g.caches[s]; c != nil {
+			c.Add(key, entry{res: res.Clone(), err: err, expires: now.Add(g.ttls[s])})
+		}
+	case errors.Is(err, ErrSaturated), errors.Is(err, ErrBreakerOpen):
+	default:
+		if g.errs != nil {
+			g.errs.Add(key, entry{err: err, expires: now.Add(g.cfg.ErrorTTL)})
+		}
+	}
+}
+
+func (g *Guard) breakerErr() error {
+	return fmt.Errorf("checks: %s: %d consecutive failures: %w", g.p.Name(), g.br.threshold, ErrBreakerOpen)
+}
+
+// Stats returns the Guard's counters.
+func (g *Guard) Stats() GuardStats {
+	st := GuardStats{
+		Hits: g.hits.Load(), Misses: g.misses.Load(), Calls: g.calls.Load(),
+		Errors: map[string]uint64{}, Timeouts: g.timeouts.Load(), Shed: g.shed.Load(),
+		BreakerRejected: g.brRejected.Load(), Abandoned: g.aband.Load(), InFlight: g.inflight.Load(),
+		BreakerOpens: g.br.opens.Load(),
+	}
+	for i, k := range errorKinds() {
+		st.Errors[k.name] = g.errCounts[i].Load()
+	}
+	st.Breaker = g.br.state(g.now())
+	return st
+}
+
+// breaker is a consecutive-failure counter with an open period and a single half-open
+// probe.
+type breaker struct {
+	threshold int
+	openFor   time.Duration
+	opens     atomic.Uint64
+
+	mu       sync.Mutex
+	st       BreakerState // "" = closed
+	failures int
+	until    time.Time // end of the open period
+	probing  bool
+}
+
+// rejecting is the fast path: the breaker is open and its open period has not ended.
+func (b *breaker) rejecting(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.st == BreakerOpen && now.Before(b.until) || b.st == BreakerHalfOpen && b.probing
+}
+
+// allow decides whether a call may go out; probe is true for the half-open probe.
+func (b *breaker) allow(now time.Time) (probe, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.st {
+	case BreakerOpen:
+		if now.Before(b.until) {
+			return false, false
+		}
+		b.st, b.probing = BreakerHalfOpen, true
+		return true, true
+	case BreakerHalfOpen:
+		if b.probing {
+			return false, false
+		}
+		b.probing = true
+		return true, true
+	}
+	return false, true
+}
+
+// record feeds one call's outcome; it returns the new state when it changed, "" if not.
+func (b *breaker) record(probe, failed bool, now time.Time) BreakerState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case probe:
+		b.probing = false
+		if failed {
+			b.open(now)
+			return BreakerOpen
+		}
+		b.st, b.failures = "", 0
+		return BreakerClosed
+	case b.st != "":
+		// A call that started before the breaker opened: the probe decides, not it.
+		return ""
+	case !failed:
+		b.failures = 0
+		return ""
+	}
+	b.failures++
+	if b.failures >= b.threshold {
+		b.open(now)
+		return BreakerOpen
+	}
+	return ""
+}
+
+func (b *breaker) open(now time.Time) {
+	b.st, b.until, b.failures = BreakerOpen, now.Add(b.openFor), 0
+	b.opens.Add(1)
+}
+
+// state reports the state as callers see it: an open breaker whose period ended is
+// half-open (the next call probes).
+func (b *breaker) state(now time.Time) BreakerState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.st == "":
+		return BreakerClosed
+	case b.st == BreakerOpen && !now.Before(b.until):
+		return BreakerHalfOpen
+	}
+	return b.st
+}
