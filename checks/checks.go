@@ -100,6 +100,9 @@ type Result struct {
 	// Latency is the duration of the provider call that produced the result (0 for a
 	// cache hit).
 	Latency time.Duration
+	// CorrelationID is the x-correlator of the call that produced this answer: for a cached
+	// or shared answer, the original caller's, so the audit can point at the carrier's log.
+	CorrelationID string
 }
 
 // Clone returns a copy of r that shares no pointers or slices with it.

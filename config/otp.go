@@ -136,6 +136,10 @@ type OTPRule struct {
 	ServiceType   string `yaml:"service_type"`
 	SourcePattern string `yaml:"source_pattern"`
 	TextPattern   string `yaml:"text_pattern"`
+	// CodePattern must also match the text (e.g. the code itself: \b\d{4,8}\b).
+	CodePattern string `yaml:"code_pattern"`
+	// TextExclude, when it matches, stops the rule (e.g. "promo code").
+	TextExclude string `yaml:"text_exclude"`
 }
 
 // PolicyCheck is one look-up and what its outcomes lead to.
@@ -358,7 +362,7 @@ func (v *validator) otp(c *Config) {
 		v.name(p+".name", "policy", pl.Name, seenPol)
 		for j, r := range pl.Rules {
 			rp := fmt.Sprintf("%s.rules[%d]", p, j)
-			for _, f := range []struct{ key, re string }{{"source_pattern", r.SourcePattern}, {"text_pattern", r.TextPattern}} {
+			for _, f := range []struct{ key, re string }{{"source_pattern", r.SourcePattern}, {"text_pattern", r.TextPattern}, {"code_pattern", r.CodePattern}, {"text_exclude", r.TextExclude}} {
 				if f.re == "" {
 					continue
 				}
@@ -366,7 +370,7 @@ func (v *validator) otp(c *Config) {
 					v.add(rp+"."+f.key, "not a valid regular expression: %v", err)
 				}
 			}
-			if !r.AllTraffic && r.TLVTag == 0 && r.ServiceType == "" && r.SourcePattern == "" && r.TextPattern == "" {
+			if !r.AllTraffic && r.TLVTag == 0 && r.ServiceType == "" && r.SourcePattern == "" && r.TextPattern == "" && r.CodePattern == "" {
 				v.add(rp, "a rule needs at least one condition (all_traffic, tlv_tag, service_type, source_pattern or text_pattern)")
 			}
 			v.intRange(rp+".tlv_tag", r.TLVTag, 0, 0xFFFF)

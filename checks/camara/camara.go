@@ -287,6 +287,6 @@ func (p *Provider) Check(ctx context.Context, q checks.Query) (checks.Result, er
 	if err != nil {
 		return checks.Result{}, err
 	}
-	res.Signal, res.Source, res.FetchedAt, res.Latency = q.Signal, p.name, p.now(), c.latency
+	res.Signal, res.Source, res.FetchedAt, res.Latency, res.CorrelationID = q.Signal, p.name, p.now(), c.latency, c.corr
 	return res, nil
 }

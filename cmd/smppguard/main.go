@@ -3,7 +3,9 @@
 //
 //	smppguard serve [-c config.yaml]    run the proxy (no -c: the embedded sandbox)
 //	smppguard check-config -c F         validate a config file
+//	smppguard check -c F +447700900123  what an OTP to this number would get now
 //	smppguard fake-smsc [flags]         run the bundled fake SMSC
+//	smppguard fake-carrier [flags]      run the bundled fake carrier API
 //	smppguard load [flags]              run the load generator against an SMPP port
 //	smppguard bench [flags]             direct vs proxied throughput and latency, side by side
 //	smppguard version                   print build information
@@ -32,7 +34,10 @@ commands:
   serve          run the proxy; without -c it runs the embedded sandbox
                  (proxy on 127.0.0.1:2775 and an in-process fake SMSC)
   check-config   validate a config file: smppguard check-config -c smppguard.yaml
+  check          run the configured checks for a number and print the decision an OTP
+                 to it would get now: smppguard check -c F +447700900123
   fake-smsc      run the bundled fake SMSC (smppguard fake-smsc -h for flags)
+  fake-carrier   run the bundled fake carrier API (CAMARA + OAuth2 token endpoint)
   load           run the load generator (smppguard load -h for flags)
   bench          run the same load direct to a fake SMSC and through smppguard,
                  each in its own process, and print the ratios
@@ -55,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = checkConfig(args[1:], stdout, stderr)
 	case "fake-smsc":
 		err = fakeSMSC(ctx, args[1:], stdout, stderr)
+	case "fake-carrier":
+		err = fakeCarrier(ctx, args[1:], stdout, stderr)
+	case "check":
+		err = check(ctx, args[1:], stdout, stderr)
 	case "load":
 		err = load(ctx, args[1:], stdout, stderr)
 	case "bench":

@@ -16,8 +16,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/smppguard/smppguard/config"
+	"github.com/smppguard/smppguard/interceptor"
 	"github.com/smppguard/smppguard/smpp"
 	"github.com/smppguard/smppguard/smpp/relay"
+	"github.com/smppguard/smppguard/testharness/fakecarrier"
 	"github.com/smppguard/smppguard/testharness/fakesmsc"
 	"github.com/smppguard/smppguard/testharness/loadgen"
 )
@@ -145,9 +147,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer fake.Close()
 	}
 
-	r, err := buildRelay(cfg, log.Named("relay"))
+	var carrier *fakecarrier.Server
+	if fc := cfg.Sandbox.FakeCarrier; fc != nil {
+		carrier, err = startSandboxCarrier(ctx, fc, log.Named("fake-carrier"))
+		if err != nil {
+			return fmt.Errorf("sandbox fake carrier: %w", err)
+		}
+		defer carrier.Close()
+	}
+
+	hook, closeOTP, err := buildOTP(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	defer closeOTP()
+	r, err := buildRelay(cfg, hook, log.Named("relay"))
+	if err != nil {
+		return err
+	}
+	if hook != nil {
+		hook.relay = r
 	}
 	r.Start(ctx)
 	srv := r.Server(sessionConfig(cfg, 0, log.Named("session")), cfg.Listen.MaxConns)
@@ -158,7 +177,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		r.Close(context.Background())
 		return fmt.Errorf("listen %s: %w", cfg.Listen.SMPP, err)
 	}
-	printBanner(stdout, cfg, ln.Addr().String(), fake)
+	printBanner(stdout, cfg, ln.Addr().String(), fake, carrier)
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
 
 	serveErr := make(chan error, 1)
@@ -175,10 +194,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Server) {
+func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Server, carrier *fakecarrier.Server) {
 	fmt.Fprintf(w, "smppguard: SMPP 3.4 proxy listening on %s\n", addr)
 	if fake != nil {
 		fmt.Fprintf(w, "  sandbox: in-process fake SMSC on %s (receipts after %s)\n", fake.Addr(), cfg.Sandbox.FakeSMSC.DLRDelay.D())
+	}
+	if carrier != nil {
+		fmt.Fprintf(w, "  sandbox: in-process fake carrier API (CAMARA) on %s\n", carrier.URL())
+		fmt.Fprintln(w, "    +447700900001 SIM swapped 2h ago, +447700900002 call forwarding active, +447700900003 clean")
 	}
 	fmt.Fprintln(w, "  bind with:")
 	for _, a := range cfg.Accounts {
@@ -216,7 +239,7 @@ var bindIDs = map[string]smpp.CommandID{
 }
 
 // buildRelay maps the config tree onto the relay's own types.
-func buildRelay(cfg *config.Config, log *zap.Logger) (*relay.Relay, error) {
+func buildRelay(cfg *config.Config, hook *otpHook, log *zap.Logger) (*relay.Relay, error) {
 	rc := relay.Config{
 		Routes:         map[string]string{},
 		DLRMatchWait:   cfg.Relay.DLRMatchWait.D(),
@@ -224,6 +247,9 @@ func buildRelay(cfg *config.Config, log *zap.Logger) (*relay.Relay, error) {
 		CorrelationMax: cfg.Relay.DLRCorrelationMax,
 		LinkWait:       cfg.Relay.LinkWait.D(),
 		Logger:         log,
+	}
+	if hook != nil {
+		rc.Hook = hook
 	}
 	for _, u := range cfg.Upstreams {
 		up := relay.Upstream{
@@ -282,4 +308,54 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return loadgen.Main(ctx, args, stdout, log)
+}
+
+// buildOTP builds the providers, policies and interceptor; nil hook when no account has a
+// policy. The returned func flushes the audit file and stops the interceptor.
+func buildOTP(ctx context.Context, cfg *config.Config, log *zap.Logger) (*otpHook, func(), error) {
+	pols, err := buildPolicies(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pols) == 0 {
+		return nil, func() {}, nil
+	}
+	provs, _, err := buildProviders(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	icfg := interceptor.Config{
+		Policies: pols, Providers: provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
+		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D()}, Logger: log.Named("otp"),
+	}
+	var audit *interceptor.JSONLines
+	if cfg.OTP.AuditFile != "" {
+		audit, err = interceptor.OpenAuditFile(cfg.OTP.AuditFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		icfg.Audit = audit
+	}
+	ic, err := interceptor.New(icfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeFn := func() {
+		ic.Close()
+		if audit != nil {
+			audit.Close()
+		}
+	}
+	return &otpHook{ic: ic, log: log.Named("otp"), pols: pols}, closeFn, nil
+}
+
+func startSandboxCarrier(ctx context.Context, fc *config.FakeCarrier, log *zap.Logger) (*fakecarrier.Server, error) {
+	sc := fakecarrier.DefaultScenario()
+	if fc.Scenario != "" {
+		var err error
+		if sc, err = fakecarrier.LoadScenario(fc.Scenario); err != nil {
+			return nil, err
+		}
+	}
+	return fakecarrier.Start(ctx, fakecarrier.Config{Addr: fc.Listen, Scenario: sc, RequirePurpose: fc.RequirePurpose, Logger: log})
 }

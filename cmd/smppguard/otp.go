@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smppguard/smppguard/checks"
+	"github.com/smppguard/smppguard/checks/camara"
+	"github.com/smppguard/smppguard/checks/oauth"
+	"github.com/smppguard/smppguard/checks/static"
+	"github.com/smppguard/smppguard/config"
+	"github.com/smppguard/smppguard/interceptor"
+	"github.com/smppguard/smppguard/smpp/relay"
+	"github.com/smppguard/smppguard/testharness/fakecarrier"
+)
+
+// buildProviders creates each configured provider once, wrapped in a checks.Guard (cache per
+// signal, singleflight, concurrency bound, breaker).
+func buildProviders(ctx context.Context, cfg *config.Config, log *zap.Logger) (map[string]checks.Provider, map[string]*checks.Guard, error) {
+	provs := map[string]checks.Provider{}
+	guards := map[string]*checks.Guard{}
+	for i := range cfg.Providers {
+		pc := &cfg.Providers[i]
+		var p checks.Provider
+		switch pc.Type {
+		case config.ProviderCAMARA:
+			cc := camara.Config{
+				Name: pc.Name, BaseURL: pc.BaseURL, SimSwapMode: pc.SimSwapMode, ForwardingMode: pc.ForwardingMode,
+				PhoneField: pc.PhoneField, Timeout: pc.Timeout.D(),
+				Paths: camara.Paths{
+					SimSwapCheck: pc.Paths.SimSwapCheck, SimSwapRetrieveDate: pc.Paths.SimSwapRetrieveDate,
+					CallForwardingUnconditional: pc.Paths.CallForwardingUnconditional, CallForwardingList: pc.Paths.CallForwardingList,
+					DeviceSwapCheck: pc.Paths.DeviceSwapCheck, DeviceSwapRetrieveDate: pc.Paths.DeviceSwapRetrieveDate, RoamingRetrieve: pc.Paths.RoamingRetrieve,
+				},
+			}
+			if !pc.Auth.None {
+				a := pc.Auth
+				oc, err := oauth.New(ctx, oauth.Config{
+					TokenURL: a.TokenURL, DiscoveryURL: a.DiscoveryURL, ClientID: a.ClientID, AuthMethod: a.Method,
+					ClientSecret: a.ClientSecret, PrivateKeyFile: a.PrivateKeyFile, SigningAlg: a.SigningAlg, KeyID: a.KeyID,
+					Scopes: a.Scopes, Purpose: a.Purpose,
+				}, log.Named("oauth").With(zap.String("provider", pc.Name)))
+				if err != nil {
+					return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
+				}
+				cc.HTTPClient = oc.HTTPClient()
+			}
+			cp, err := camara.New(cc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
+			}
+			p = cp
+		case config.ProviderStatic:
+			sp, err := static.Load(pc.File, time.Now)
+			if err != nil {
+				return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
+			}
+			p = sp
+		default:
+			return nil, nil, fmt.Errorf("provider %q: unknown type %q", pc.Name, pc.Type)
+		}
+		g := checks.NewGuard(p, checks.GuardConfig{
+			TTL: map[checks.Signal]time.Duration{
+				checks.SimSwap: pc.CacheTTL.SimSwap.D(), checks.CallForwarding: pc.CacheTTL.CallForwarding.D(),
+				checks.DeviceSwap: pc.CacheTTL.DeviceSwap.D(), checks.Roaming: pc.CacheTTL.Roaming.D(),
+			},
+			ErrorTTL: pc.ErrorTTL.D(), MaxConcurrent: pc.MaxConcurrent, Timeout: pc.Timeout.D(),
+			BreakerFailures: pc.BreakerFailures, BreakerOpenFor: pc.BreakerOpenFor.D(),
+		}, log.Named("checks").With(zap.String("provider", pc.Name)))
+		provs[pc.Name] = g
+		guards[pc.Name] = g
+	}
+	return provs, guards, nil
+}
+
+func outcome(o config.Outcome) interceptor.Outcome {
+	return interceptor.Outcome{Action: interceptor.Action(o.Action), Status: o.StatusCode(), Route: o.Route, ReceiptStat: o.ReceiptStat, ReceiptErr: o.ReceiptErr}
+}
+
+// buildPolicies compiles each policy once and maps accounts to them.
+func buildPolicies(cfg *config.Config) (map[string]*interceptor.Policy, error) {
+	byName := map[string]*interceptor.Policy{}
+	for _, pc := range cfg.Policies {
+		rules := interceptor.DefaultRules()
+		if len(pc.Rules) > 0 {
+			rules = nil
+			for _, r := range pc.Rules {
+				rules = append(rules, interceptor.RuleConfig{Name: r.Name, AllTraffic: r.AllTraffic, TLVTag: uint16(r.TLVTag), TLVValue: r.TLVValue,
+					ServiceType: r.ServiceType, SourcePattern: r.SourcePattern, TextPattern: r.TextPattern,
+					CodePattern: r.CodePattern, TextExclude: r.TextExclude})
+			}
+		}
+		rs, err := interceptor.CompileRules(rules)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
+		}
+		p := &interceptor.Policy{
+			Name: pc.Name, Rules: rs, Shadow: pc.Shadow, Deadline: pc.Deadline.D(), OnSaturated: interceptor.Saturation(pc.OnSaturated),
+			DefaultCC: pc.DefaultCountryCode, Decode: interceptor.DecodeOptions{GSMPacked: pc.GSMPacked},
+		}
+		for _, c := range pc.Checks {
+			p.Checks = append(p.Checks, interceptor.CheckPolicy{Signal: checks.Signal(c.Signal), Provider: c.Provider, MaxAge: c.MaxAge.D(),
+				OnRisk: outcome(c.OnRisk), OnError: outcome(c.OnError), OnUnknown: outcome(c.OnUnknown)})
+		}
+		byName[pc.Name] = p
+	}
+	out := map[string]*interceptor.Policy{}
+	for _, a := range cfg.Accounts {
+		if a.Policy != "" {
+			out[a.SystemID] = byName[a.Policy]
+		}
+	}
+	return out, nil
+}
+
+// otpHook adapts the interceptor to the relay's submit hook; neither package imports the other.
+type otpHook struct {
+	ic    *interceptor.Interceptor
+	relay *relay.Relay
+	log   *zap.Logger
+	ids   atomic.Uint64
+	pols  map[string]*interceptor.Policy
+}
+
+// Intercepts implements relay.Interests: accounts without a policy skip the hook.
+func (h *otpHook) Intercepts(account string) bool { return h.pols[account] != nil }
+
+func (h *otpHook) Submit(req *relay.SubmitRequest) relay.Verdict {
+	m := &interceptor.Message{Account: req.Account, PDU: req.PDU, Received: time.Now()}
+	if h.ic.Submit(req.Ctx, m, func(m *interceptor.Message) { req.Resolve(h.verdict(m)) }) {
+		return h.verdict(m)
+	}
+	return relay.Verdict{Action: relay.Pending}
+}
+
+func (h *otpHook) verdict(m *interceptor.Message) relay.Verdict {
+	d := m.Decision
+	if d.Shadow {
+		return relay.Verdict{Action: relay.Pass}
+	}
+	switch d.Action {
+	case interceptor.ActionReject:
+		return relay.Verdict{Action: relay.Reject, Status: d.Status}
+	case interceptor.ActionReroute:
+		return relay.Verdict{Action: relay.Reroute, Route: d.Route}
+	case interceptor.ActionDrop:
+		id := "sg" + strconv.FormatUint(uint64(time.Now().Unix())<<20|h.ids.Add(1)&0xFFFFF, 16)
+		v := relay.Verdict{Action: relay.Answer, MessageID: id}
+		if interceptor.WantsReceipt(m) {
+			v.AfterAnswer = func() {
+				frame, err := interceptor.Receipt(m, id, d.ReceiptStat, d.ReceiptErr, time.Now())
+				if err == nil {
+					err = h.relay.Deliver(m.Account, frame)
+				}
+				if err != nil {
+					h.log.Error("otp: failed receipt for a dropped message not queued", zap.String("account", m.Account), zap.String("message_id", id), zap.Error(err))
+				}
+			}
+		}
+		return v
+	}
+	return relay.Verdict{Action: relay.Pass} // allow, flag
+}
+
+func fakeCarrier(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	log, err := newLogger("info", "console", stderr)
+	if err != nil {
+		return err
+	}
+	return fakecarrier.Main(ctx, args, stdout, log)
+}
+
+// check runs the configured checks for one number and prints each signal and the decision an
+// OTP to it would get now, per account with a policy. Nothing is sent.
+func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", stderr)
+	path := fs.String("c", "", "config file (default: the embedded sandbox config)")
+	account := fs.String("account", "", "only this account's policy")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: smppguard check [-c config.yaml] [-account ID] +447700900123")
+		return errUsage
+	}
+	number := fs.Arg(0)
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := zap.NewNop()
+	pols, err := buildPolicies(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.Sandbox.FakeCarrier != nil && *path == "" {
+		// Without -c, answer from an in-process fake carrier, unless a running sandbox
+		// already serves it on the same port.
+		carrier, err := startSandboxCarrier(ctx, cfg.Sandbox.FakeCarrier, log)
+		switch {
+		case err == nil:
+			defer carrier.Close()
+		case errors.Is(err, syscall.EADDRINUSE):
+		default:
+			return fmt.Errorf("sandbox fake carrier: %w", err)
+		}
+	}
+	provs, _, err := buildProviders(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ic, err := interceptor.New(interceptor.Config{Policies: pols, Providers: provs, MaskKeep: cfg.OTP.MaskKeep, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer ic.Close()
+	n := 0
+	for _, a := range cfg.Accounts {
+		if pols[a.SystemID] == nil || (*account != "" && a.SystemID != *account) {
+			continue
+		}
+		n++
+		m, err := ic.Check(ctx, a.SystemID, number)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "account %s (policy %s), destination %s\n", a.SystemID, a.Policy, m.MSISDN)
+		for _, s := range m.Signals {
+			state := s.Detail
+			if s.Err != "" {
+				state = "error: " + s.Err
+			}
+			fmt.Fprintf(stdout, "  %-16s %-12s %s (%s%s)\n", s.Signal, s.Source, state, s.Latency.Round(time.Microsecond), map[bool]string{true: ", cached", false: ""}[s.Cached])
+		}
+		d := m.Decision
+		line := string(d.Action)
+		switch d.Action {
+		case interceptor.ActionReject:
+			line += " with " + d.Status.String()
+		case interceptor.ActionReroute:
+			line += " to route " + d.Route
+		}
+		if d.Shadow {
+			line += " (shadow mode: recorded, not enforced)"
+		}
+		fmt.Fprintf(stdout, "  decision: %s\n  reason:   %s\n", line, d.Reason)
+	}
+	if n == 0 {
+		return fmt.Errorf("no account with an OTP policy%s", map[bool]string{true: " named " + *account, false: ""}[*account != ""])
+	}
+	return nil
+}

@@ -1,0 +1,505 @@
+package interceptor
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smppguard/smppguard/checks"
+	"github.com/smppguard/smppguard/smpp"
+)
+
+// Handler is one link of the chain: it annotates m and calls the next link, or stops by
+// setting m.Decision. Errors are returned, not logged.
+type Handler interface {
+	Serve(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// Serve calls f.
+func (f HandlerFunc) Serve(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Step is a named chain link, CoreDNS style: Wrap returns the handler that runs this step and
+// then next. The chain is compiled once, in a fixed order (chainOrder), never per request.
+type Step interface {
+	Name() string
+	Wrap(next Handler) Handler
+}
+
+// Config configures an Interceptor.
+type Config struct {
+	// Policies by account system_id; an account without one is never intercepted.
+	Policies map[string]*Policy
+	// Providers by name (wrapped in a checks.Guard by the caller).
+	Providers map[string]checks.Provider
+	// MaxInFlight bounds the OTPs being looked up at once; beyond it the account's
+	// OnSaturated applies. Default 1000.
+	MaxInFlight int
+	// Reassembly of concatenated messages.
+	Reassembly ReassemblyConfig
+	// Audit receives one record per OTP decision; nil discards.
+	Audit AuditSink
+	// MaskKeep is how many trailing digits of a number stay visible in logs and audit. Default 4.
+	MaskKeep int
+	Logger   *zap.Logger
+	Now      func() time.Time
+}
+
+// Stats are the interceptor's counters.
+type Stats struct {
+	Seen, OTPs, Pending, Saturated, Panics uint64
+	ByAction                               map[Action]uint64
+}
+
+// Interceptor is the OTP decision chain.
+type Interceptor struct {
+	cfg                                    Config
+	log                                    *zap.Logger
+	chain                                  Handler
+	reasm                                  *Reassembler
+	sem                                    chan struct{}
+	mu                                     sync.Mutex
+	actions                                map[Action]uint64
+	seen, otps, pending, saturated, panics atomic.Uint64
+}
+
+// Resolver receives the decision of a message that was pending.
+type Resolver func(m *Message)
+
+// held is a concatenated part waiting for the rest of its message.
+type held struct {
+	m       *Message
+	resolve Resolver
+}
+
+// New compiles the chain once.
+func New(cfg Config) (*Interceptor, error) {
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1000
+	}
+	if cfg.MaskKeep <= 0 {
+		cfg.MaskKeep = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	for acct, p := range cfg.Policies {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("interceptor: account %q: %w", acct, err)
+		}
+		for _, c := range p.Checks {
+			if cfg.Providers[c.Provider] == nil {
+				return nil, fmt.Errorf("interceptor: account %q policy %q: unknown provider %q", acct, p.Name, c.Provider)
+			}
+		}
+		if p.Deadline <= 0 {
+			p.Deadline = 2 * time.Second
+		}
+		if p.OnSaturated == "" {
+			p.OnSaturated = SaturatedThrottle
+		}
+	}
+	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), actions: map[Action]uint64{}}
+	var h Handler = HandlerFunc(func(context.Context, *Message) error { return nil })
+	steps := ic.chainOrder()
+	for i := len(steps) - 1; i >= 0; i-- {
+		h = steps[i].Wrap(h)
+	}
+	ic.chain = h
+	if cfg.Reassembly.Now == nil {
+		cfg.Reassembly.Now = cfg.Now
+	}
+	ic.reasm = NewReassembler(cfg.Reassembly, ic.partsTimedOut)
+	return ic, nil
+}
+
+// chainOrder is the one place the steps' order is defined (after classify, which runs
+// inline on the reader goroutine).
+func (ic *Interceptor) chainOrder() []Step {
+	return []Step{lookupStep{ic}, decideStep{ic}}
+}
+
+// Close stops the reassembly sweeper and answers every held part with its fail policy.
+func (ic *Interceptor) Close() {
+	for _, g := range ic.reasm.Close() {
+		ic.partsTimedOut(g)
+	}
+}
+
+// Stats returns the counters.
+func (ic *Interceptor) Stats() Stats {
+	ic.mu.Lock()
+	by := make(map[Action]uint64, len(ic.actions))
+	for k, v := range ic.actions {
+		by[k] = v
+	}
+	ic.mu.Unlock()
+	return Stats{Seen: ic.seen.Load(), OTPs: ic.otps.Load(), Pending: ic.pending.Load(), Saturated: ic.saturated.Load(), Panics: ic.panics.Load(), ByAction: by}
+}
+
+var allow = Decision{Action: ActionAllow, Reason: "not an OTP"}
+
+// Submit offers one submit-path PDU. It returns the decision at once (done == true) — for
+// everything that is not an OTP, without allocating a goroutine — or done == false, and then
+// calls resolve exactly once, from another goroutine, with m.Decision set.
+func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver) (done bool) {
+	ic.seen.Add(1)
+	p := ic.cfg.Policies[m.Account]
+	if p == nil {
+		m.Decision = allow
+		return true
+	}
+	if err := DecodeWith(m, p.Decode); err != nil {
+		m.Binary = true // undecodable text is never matched by text rules
+	}
+	if m.Part != nil && m.Part.Total > 1 {
+		g, complete, err := ic.reasm.Add(GroupKey(m), *m.Part, m.Text, &held{m: m, resolve: resolve})
+		if err != nil {
+			// Too many groups or a duplicate part: decide this part on its own.
+			ic.log.Info("interceptor: concatenated part decided alone", zap.String("account", m.Account), zap.Error(err))
+			return ic.decideOne(ctx, p, m, resolve)
+		}
+		if !complete {
+			ic.pending.Add(1)
+			return false
+		}
+		ic.decideGroup(ctx, p, g, false)
+		return false
+	}
+	return ic.decideOne(ctx, p, m, resolve)
+}
+
+// decideOne classifies m inline and runs the look-ups off the caller's goroutine.
+func (ic *Interceptor) decideOne(ctx context.Context, p *Policy, m *Message, resolve Resolver) bool {
+	if !ic.classify(p, m) {
+		m.Decision = allow
+		return true
+	}
+	ic.pending.Add(1)
+	ic.run(ctx, p, m, func(m *Message) { ic.pending.Add(^uint64(0)); resolve(m) })
+	return false
+}
+
+func (ic *Interceptor) classify(p *Policy, m *Message) bool {
+	if p.Rules == nil {
+		return false
+	}
+	name, ok := p.Rules.Match(m)
+	if ok {
+		m.OTP, m.Rule = true, name
+		ic.otps.Add(1)
+	}
+	return ok
+}
+
+// decideGroup classifies a reassembled message and gives every part the same decision.
+func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group, timedOut bool) {
+	parts := make([]*held, 0, len(g.Parts))
+	for _, gp := range g.Parts {
+		parts = append(parts, gp.Value.(*held))
+	}
+	ic.pending.Add(^uint64(len(parts) - 1)) // all but the one decideOne-style accounting below
+	first := parts[0].m
+	whole := *first
+	whole.Text = g.Text()
+	whole.Binary = false
+	for _, h := range parts {
+		whole.Binary = whole.Binary || h.m.Binary
+	}
+	finish := func(w *Message) {
+		if timedOut && w.OTP && w.Decision.Reason != "" {
+			w.Decision.Reason += fmt.Sprintf(" (%d of %d parts arrived)", len(parts), g.Total)
+		}
+		for _, h := range parts {
+			h.m.OTP, h.m.Rule, h.m.MSISDN, h.m.Signals, h.m.Decision, h.m.CorrelationID = w.OTP, w.Rule, w.MSISDN, w.Signals, w.Decision, w.CorrelationID
+			h.m.Text = w.Text
+			h.resolve(h.m)
+		}
+	}
+	if !ic.classify(p, &whole) {
+		whole.Decision = allow
+		ic.pending.Add(^uint64(0))
+		finish(&whole)
+		return
+	}
+	ic.run(ctx, p, &whole, func(w *Message) { ic.pending.Add(^uint64(0)); finish(w) })
+}
+
+func (ic *Interceptor) partsTimedOut(g *Group) {
+	if len(g.Parts) == 0 {
+		return
+	}
+	m := g.Parts[0].Value.(*held).m
+	p := ic.cfg.Policies[m.Account]
+	ic.decideGroup(context.Background(), p, g, true)
+}
+
+// run executes the look-up → decide chain for an OTP on its own goroutine, within the
+// in-flight bound, and hands the result to done exactly once.
+func (ic *Interceptor) run(ctx context.Context, p *Policy, m *Message, done Resolver) {
+	select {
+	case ic.sem <- struct{}{}:
+	default:
+		ic.saturated.Add(1)
+		if p.OnSaturated == SaturatedFailPolicy {
+			m.Decision = ic.failPolicy(p, "look-ups saturated")
+		} else {
+			m.Decision = Decision{Action: ActionReject, Status: smpp.StatusThrottled, Reason: "look-ups saturated: throttled"}
+		}
+		ic.record(p, m)
+		go done(m) // resolve is documented as coming from another goroutine
+		return
+	}
+	go func() {
+		defer func() { <-ic.sem }()
+		lctx, cancel := context.WithTimeout(ctx, p.Deadline)
+		defer cancel()
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					ic.panics.Add(1)
+					ic.log.Error("interceptor: panic in chain", zap.Any("panic", r), zap.Stack("stack"))
+					m.Decision = ic.failPolicy(p, fmt.Sprintf("internal error: %v", r))
+				}
+			}()
+			if err := ic.chain.Serve(withPolicy(lctx, p), m); err != nil {
+				m.Decision = ic.failPolicy(p, err.Error())
+			}
+		}()
+		ic.record(p, m)
+		done(m)
+	}()
+}
+
+// failPolicy is the most severe OnError outcome of the policy's checks.
+func (ic *Interceptor) failPolicy(p *Policy, why string) Decision {
+	var worst Outcome
+	for _, c := range p.Checks {
+		if severity(c.OnError.Action) > severity(worst.Action) {
+			worst = c.OnError
+		}
+	}
+	return worst.decision("fail policy: " + why)
+}
+
+func (ic *Interceptor) record(p *Policy, m *Message) {
+	if p.Shadow {
+		m.Decision.Shadow = true
+	}
+	ic.mu.Lock()
+	ic.actions[m.Decision.Action]++
+	ic.mu.Unlock()
+	if ic.cfg.Audit != nil {
+		ic.cfg.Audit.Record(ic.auditRecord(p, m))
+	}
+	ic.log.Info("interceptor: OTP decision", zap.String("account", m.Account), zap.String("destination", Mask(m.Dest, ic.cfg.MaskKeep)),
+		zap.String("rule", m.Rule), zap.String("action", string(m.Decision.Action)), zap.Bool("shadow", m.Decision.Shadow),
+		zap.String("reason", m.Decision.Reason), zap.String("correlation_id", m.CorrelationID))
+}
+
+type policyKey struct{}
+
+func withPolicy(ctx context.Context, p *Policy) context.Context {
+	return context.WithValue(ctx, policyKey{}, p)
+}
+
+func policyOf(ctx context.Context) *Policy {
+	p, _ := ctx.Value(policyKey{}).(*Policy)
+	return p
+}
+
+// lookupStep runs the policy's checks concurrently for the normalised destination.
+type lookupStep struct{ ic *Interceptor }
+
+func (lookupStep) Name() string { return "lookup" }
+
+func (s lookupStep) Wrap(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) error {
+		p := policyOf(ctx)
+		m.CorrelationID = newCorrelationID()
+		msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
+		m.Signals = make([]SignalOutcome, len(p.Checks))
+		if err != nil {
+			for i, c := range p.Checks {
+				m.Signals[i] = SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Err: "destination is not a phone number: " + err.Error()}
+			}
+			return next.Serve(ctx, m)
+		}
+		m.MSISDN = msisdn
+		var wg sync.WaitGroup
+		for i, c := range p.Checks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					if r := recover(); r != nil {
+						s.ic.panics.Add(1)
+						s.ic.log.Error("interceptor: panic in look-up", zap.String("provider", c.Provider), zap.Any("panic", r), zap.Stack("stack"))
+						m.Signals[i] = SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Err: fmt.Sprintf("internal error: %v", r)}
+					}
+				}()
+				m.Signals[i] = s.ic.lookup(ctx, c, m)
+			}()
+		}
+		wg.Wait()
+		return next.Serve(ctx, m)
+	})
+}
+
+func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) SignalOutcome {
+	so := SignalOutcome{Signal: string(c.Signal), Source: c.Provider}
+	start := time.Now()
+	res, err := ic.cfg.Providers[c.Provider].Check(ctx, checks.Query{MSISDN: m.MSISDN, Signal: c.Signal, MaxAge: c.MaxAge, CorrelationID: m.CorrelationID})
+	so.Latency = time.Since(start)
+	if err != nil {
+		if errors.Is(err, checks.ErrUnknownNumber) {
+			so.Detail = "number unknown to the carrier"
+			so.unknown = true
+			return so
+		}
+		so.Err = err.Error()
+		return so
+	}
+	so.Cached = res.Cached
+	if res.CorrelationID != "" && res.CorrelationID != m.CorrelationID {
+		so.CorrelationID = res.CorrelationID
+	}
+	if !res.FetchedAt.IsZero() {
+		so.Age = ic.cfg.Now().Sub(res.FetchedAt)
+	}
+	switch c.Signal {
+	case checks.SimSwap, checks.DeviceSwap:
+		so.Risky = res.Swapped
+		what := "SIM"
+		if c.Signal == checks.DeviceSwap {
+			what = "device"
+		}
+		if res.Swapped {
+			so.Detail = fmt.Sprintf("%s swapped within %s", what, c.MaxAge)
+			if res.LastChange != nil {
+				so.Detail += fmt.Sprintf(" (last change %s ago)", ic.cfg.Now().Sub(*res.LastChange).Round(time.Minute))
+			}
+		} else {
+			so.Detail = fmt.Sprintf("no %s swap within %s", what, c.MaxAge)
+		}
+	case checks.CallForwarding:
+		so.Risky = res.Forwarding
+		if res.Forwarding {
+			so.Detail = "unconditional call forwarding active"
+		} else {
+			so.Detail = "no unconditional call forwarding"
+		}
+	case checks.Roaming:
+		so.Risky = res.Roaming
+		if res.Roaming {
+			so.Detail = fmt.Sprintf("roaming (country %d)", res.CountryCode)
+		} else {
+			so.Detail = "not roaming"
+		}
+	}
+	return so
+}
+
+// decideStep turns the signals into one decision: each check yields an outcome (risk, error
+// or unknown), and the most severe one wins.
+type decideStep struct{ ic *Interceptor }
+
+func (decideStep) Name() string { return "decide" }
+
+func (s decideStep) Wrap(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, m *Message) error {
+		m.Decision = Decide(policyOf(ctx), m.Signals)
+		return next.Serve(ctx, m)
+	})
+}
+
+// Decide is the decision table: pure, so it is tested for every combination.
+func Decide(p *Policy, signals []SignalOutcome) Decision {
+	best := Outcome{Action: ActionAllow}
+	var reasons []string
+	for i, c := range p.Checks {
+		if i >= len(signals) {
+			break
+		}
+		so := signals[i]
+		var o Outcome
+		switch {
+		case so.Err != "":
+			o = c.OnError
+			reasons = append(reasons, fmt.Sprintf("%s look-up failed (%s): %s", c.Signal, so.Err, orAllow(o.Action)))
+		case so.unknown:
+			o = c.OnUnknown
+			reasons = append(reasons, fmt.Sprintf("%s: %s: %s", c.Signal, so.Detail, orAllow(o.Action)))
+		case so.Risky:
+			o = c.OnRisk
+			reasons = append(reasons, fmt.Sprintf("%s: %s: %s", c.Signal, so.Detail, orAllow(o.Action)))
+		default:
+			reasons = append(reasons, fmt.Sprintf("%s: %s", c.Signal, so.Detail))
+			continue
+		}
+		if severity(o.Action) > severity(best.Action) {
+			best = o
+		}
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, "no checks configured")
+	}
+	return best.decision(strings.Join(reasons, "; "))
+}
+
+func orAllow(a Action) Action {
+	if a == "" {
+		return ActionAllow
+	}
+	return a
+}
+
+func newCorrelationID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Mask hides all but the last keep characters of a number: "+447700900123" → "*********0123".
+func Mask(s string, keep int) string {
+	if len(s) <= keep {
+		return strings.Repeat("*", len(s))
+	}
+	return strings.Repeat("*", len(s)-keep) + s[len(s)-keep:]
+}
+
+// Check runs an account's checks for a number as if an OTP were sent to it now, and returns
+// the annotated message with its signals and decision. Nothing is recorded or relayed.
+func (ic *Interceptor) Check(ctx context.Context, account, number string) (*Message, error) {
+	p := ic.cfg.Policies[account]
+	if p == nil {
+		return nil, fmt.Errorf("interceptor: account %q has no OTP policy", account)
+	}
+	m := &Message{Account: account, Dest: number, OTP: true, Rule: "manual check", Received: ic.cfg.Now()}
+	if strings.HasPrefix(number, "+") {
+		m.Dest, m.DestTON, m.DestNPI = number[1:], 1, 1
+	}
+	lctx, cancel := context.WithTimeout(ctx, p.Deadline)
+	defer cancel()
+	if err := ic.chain.Serve(withPolicy(lctx, p), m); err != nil {
+		return nil, err
+	}
+	if p.Shadow {
+		m.Decision.Shadow = true
+	}
+	return m, nil
+}
