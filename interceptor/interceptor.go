@@ -387,12 +387,12 @@ func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) Si
 			what = "device"
 		}
 		if res.Swapped {
-			so.Detail = fmt.Sprintf("%s swapped within %s", what, c.MaxAge)
+			so.Detail = fmt.Sprintf("%s swapped within %s", what, shortDur(c.MaxAge))
 			if res.LastChange != nil {
 				so.Detail += fmt.Sprintf(" (last change %s ago)", ic.cfg.Now().Sub(*res.LastChange).Round(time.Minute))
 			}
 		} else {
-			so.Detail = fmt.Sprintf("no %s swap within %s", what, c.MaxAge)
+			so.Detail = fmt.Sprintf("no %s swap within %s", what, shortDur(c.MaxAge))
 		}
 	case checks.CallForwarding:
 		so.Risky = res.Forwarding
@@ -502,4 +502,12 @@ func (ic *Interceptor) Check(ctx context.Context, account, number string) (*Mess
 		m.Decision.Shadow = true
 	}
 	return m, nil
+}
+
+// shortDur writes whole hours as "72h" rather than "72h0m0s".
+func shortDur(d time.Duration) string {
+	if d > 0 && d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
 }
