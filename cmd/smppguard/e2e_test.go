@@ -47,6 +47,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// binCommand runs the test binary without the race detector's one-second pause at exit.
+func binCommand(args ...string) *exec.Cmd {
+	c := exec.Command(binPath, args...)
+	c.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	return c
+}
+
 // proc is a running smppguard binary.
 type proc struct {
 	cmd    *exec.Cmd
@@ -61,7 +68,7 @@ var listenRE = regexp.MustCompile(`listening on (\S+)`)
 // startBinary runs smppguard with args and waits for its "listening on" banner line.
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	cmd := binCommand(args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -336,13 +343,13 @@ func TestE2EProtocolErrors(t *testing.T) {
 
 func TestE2ECheckConfig(t *testing.T) {
 	good := writeConfig(t, "127.0.0.1:2776")
-	out, err := exec.Command(binPath, "check-config", "-c", good).CombinedOutput()
+	out, err := binCommand("check-config", "-c", good).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("valid config: %v\n%s", err, out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("listen:\n  smpp: 127.0.0.1:2775\nsession:\n  windw: 10\n"), 0o600)
-	out, err = exec.Command(binPath, "check-config", "-c", bad).CombinedOutput()
+	out, err = binCommand("check-config", "-c", bad).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "bad.yaml:4") || !strings.Contains(string(out), "windw") {
 		t.Fatalf("invalid config: %v\n%s", err, out)
