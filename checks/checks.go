@@ -124,6 +124,12 @@ func (r Result) Clone() Result {
 	return r
 }
 
+// CachePeeker is implemented by providers that can answer from a cache without calling out
+// (Guard does).
+type CachePeeker interface {
+	Cached(q Query) (res Result, err error, ok bool)
+}
+
 // Provider answers queries about numbers. Implementations must be safe for concurrent
 // use, honour ctx, and return errors that match one of this package's sentinels.
 type Provider interface {

@@ -231,6 +231,18 @@ func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
 	}
 }
 
+// Cached answers q from the cache alone: ok is false on a miss, and nothing is called. The
+// interceptor uses it to decide fully cached OTPs without a goroutine.
+func (g *Guard) Cached(q Query) (res Result, err error, ok bool) {
+	e, ok := g.cached(q.Signal, cacheKey(q))
+	if !ok {
+		return Result{}, nil, false
+	}
+	g.hits.Add(1)
+	res, err = hit(e)
+	return res, err, true
+}
+
 // timeoutGrace is how long past the call timeout a waiter waits for a provider that does
 // not honour its context.
 const timeoutGrace = 100 * time.Millisecond

@@ -3,8 +3,10 @@ package interceptor
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +109,9 @@ func New(cfg Config) (*Interceptor, error) {
 		if p.Deadline <= 0 {
 			p.Deadline = 2 * time.Second
 		}
+		for i := range p.Checks {
+			p.Checks[i].prepare()
+		}
 		if p.OnSaturated == "" {
 			p.OnSaturated = SaturatedThrottle
 		}
@@ -187,9 +192,38 @@ func (ic *Interceptor) decideOne(ctx context.Context, p *Policy, m *Message, res
 		m.Decision = allow
 		return true
 	}
+	if ic.decideFromCache(p, m) {
+		return true
+	}
 	ic.pending.Add(1)
 	ic.run(ctx, p, m, func(m *Message) { ic.pending.Add(^uint64(0)); resolve(m) })
 	return false
+}
+
+// decideFromCache decides an OTP on the caller's goroutine when every check can be answered
+// from its provider's cache: no goroutine, no context, no call out. It reports false (and
+// changes nothing) on any miss; the look-up chain then runs as usual.
+func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
+	msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
+	if err != nil {
+		return false
+	}
+	sigs := make([]SignalOutcome, len(p.Checks))
+	for i, c := range p.Checks {
+		cp, ok := ic.cfg.Providers[c.Provider].(checks.CachePeeker)
+		if !ok {
+			return false
+		}
+		res, err, hit := cp.Cached(checks.Query{MSISDN: msisdn, Signal: c.Signal, MaxAge: c.MaxAge})
+		if !hit {
+			return false
+		}
+		sigs[i] = ic.outcome(c, m, res, err, 0)
+	}
+	m.MSISDN, m.Signals = msisdn, sigs
+	m.Decision = Decide(p, sigs)
+	ic.record(p, m)
+	return true
 }
 
 func (ic *Interceptor) classify(p *Policy, m *Message) bool {
@@ -304,9 +338,11 @@ func (ic *Interceptor) record(p *Policy, m *Message) {
 	if ic.cfg.Audit != nil {
 		ic.cfg.Audit.Record(ic.auditRecord(p, m))
 	}
-	ic.log.Info("interceptor: OTP decision", zap.String("account", m.Account), zap.String("destination", Mask(m.Dest, ic.cfg.MaskKeep)),
-		zap.String("rule", m.Rule), zap.String("action", string(m.Decision.Action)), zap.Bool("shadow", m.Decision.Shadow),
-		zap.String("reason", m.Decision.Reason), zap.String("correlation_id", m.CorrelationID))
+	if ce := ic.log.Check(zap.InfoLevel, "interceptor: OTP decision"); ce != nil {
+		ce.Write(zap.String("account", m.Account), zap.String("destination", Mask(m.Dest, ic.cfg.MaskKeep)),
+			zap.String("rule", m.Rule), zap.String("action", string(m.Decision.Action)), zap.Bool("shadow", m.Decision.Shadow),
+			zap.String("reason", m.Decision.Reason), zap.String("correlation_id", m.CorrelationID))
+	}
 }
 
 type policyKey struct{}
@@ -359,10 +395,14 @@ func (s lookupStep) Wrap(next Handler) Handler {
 }
 
 func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) SignalOutcome {
-	so := SignalOutcome{Signal: string(c.Signal), Source: c.Provider}
 	start := time.Now()
 	res, err := ic.cfg.Providers[c.Provider].Check(ctx, checks.Query{MSISDN: m.MSISDN, Signal: c.Signal, MaxAge: c.MaxAge, CorrelationID: m.CorrelationID})
-	so.Latency = time.Since(start)
+	return ic.outcome(c, m, res, err, time.Since(start))
+}
+
+// outcome turns one provider answer into the signal the decision and the audit see.
+func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err error, latency time.Duration) SignalOutcome {
+	so := SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Latency: latency}
 	if err != nil {
 		if errors.Is(err, checks.ErrUnknownNumber) {
 			so.Detail = "number unknown to the carrier"
@@ -382,34 +422,41 @@ func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) Si
 	switch c.Signal {
 	case checks.SimSwap, checks.DeviceSwap:
 		so.Risky = res.Swapped
+	case checks.CallForwarding:
+		so.Risky = res.Forwarding
+	case checks.Roaming:
+		so.Risky = res.Roaming
+	}
+	so.Detail = c.clean
+	if so.Risky {
+		so.Detail = c.risky
+		if res.LastChange != nil {
+			so.Detail += " (last change " + ic.cfg.Now().Sub(*res.LastChange).Round(time.Minute).String() + " ago)"
+		}
+		if c.Signal == checks.Roaming && res.CountryCode != 0 {
+			so.Detail += " (country " + strconv.Itoa(res.CountryCode) + ")"
+		}
+	}
+	return so
+}
+
+// prepare precomputes the check's detail texts, so deciding formats nothing.
+func (c *CheckPolicy) prepare() {
+	switch c.Signal {
+	case checks.SimSwap, checks.DeviceSwap:
 		what := "SIM"
 		if c.Signal == checks.DeviceSwap {
 			what = "device"
 		}
-		if res.Swapped {
-			so.Detail = fmt.Sprintf("%s swapped within %s", what, shortDur(c.MaxAge))
-			if res.LastChange != nil {
-				so.Detail += fmt.Sprintf(" (last change %s ago)", ic.cfg.Now().Sub(*res.LastChange).Round(time.Minute))
-			}
-		} else {
-			so.Detail = fmt.Sprintf("no %s swap within %s", what, shortDur(c.MaxAge))
-		}
+		c.risky = what + " swapped within " + shortDur(c.MaxAge)
+		c.clean = "no " + what + " swap within " + shortDur(c.MaxAge)
 	case checks.CallForwarding:
-		so.Risky = res.Forwarding
-		if res.Forwarding {
-			so.Detail = "unconditional call forwarding active"
-		} else {
-			so.Detail = "no unconditional call forwarding"
-		}
+		c.risky, c.clean = "unconditional call forwarding active", "no unconditional call forwarding"
 	case checks.Roaming:
-		so.Risky = res.Roaming
-		if res.Roaming {
-			so.Detail = fmt.Sprintf("roaming (country %d)", res.CountryCode)
-		} else {
-			so.Detail = "not roaming"
-		}
+		c.risky, c.clean = "roaming", "not roaming"
+	default:
+		c.risky, c.clean = "risky", "clean"
 	}
-	return so
 }
 
 // decideStep turns the signals into one decision: each check yields an outcome (risk, error
@@ -438,15 +485,15 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 		switch {
 		case so.Err != "":
 			o = c.OnError
-			reasons = append(reasons, fmt.Sprintf("%s look-up failed (%s): %s", c.Signal, so.Err, orAllow(o.Action)))
+			reasons = append(reasons, string(c.Signal)+" look-up failed ("+so.Err+"): "+string(orAllow(o.Action)))
 		case so.unknown:
 			o = c.OnUnknown
-			reasons = append(reasons, fmt.Sprintf("%s: %s: %s", c.Signal, so.Detail, orAllow(o.Action)))
+			reasons = append(reasons, string(c.Signal)+": "+so.Detail+": "+string(orAllow(o.Action)))
 		case so.Risky:
 			o = c.OnRisk
-			reasons = append(reasons, fmt.Sprintf("%s: %s: %s", c.Signal, so.Detail, orAllow(o.Action)))
+			reasons = append(reasons, string(c.Signal)+": "+so.Detail+": "+string(orAllow(o.Action)))
 		default:
-			reasons = append(reasons, fmt.Sprintf("%s: %s", c.Signal, so.Detail))
+			reasons = append(reasons, string(c.Signal)+": "+so.Detail)
 			continue
 		}
 		if severity(o.Action) > severity(best.Action) {
@@ -466,12 +513,23 @@ func orAllow(a Action) Action {
 	return a
 }
 
+// newCorrelationID returns a random UUIDv4, the x-correlator sent with the look-ups.
 func newCorrelationID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
 }
 
 // Mask hides all but the last keep characters of a number: "+447700900123" → "*********0123".

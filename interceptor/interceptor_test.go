@@ -46,7 +46,7 @@ func (s *scripted) Check(ctx context.Context, q checks.Query) (checks.Result, er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return checks.Result{Signal: q.Signal, Source: "op", Swapped: s.swapped[q.MSISDN], Forwarding: s.fwd[q.MSISDN], FetchedAt: time.Now()}, nil
+	return checks.Result{Signal: q.Signal, Source: "op", Swapped: s.swapped[q.MSISDN], Forwarding: s.fwd[q.MSISDN], FetchedAt: time.Now(), CorrelationID: q.CorrelationID}, nil
 }
 
 type auditLog struct {
@@ -321,4 +321,26 @@ func TestReceiptForDrop(t *testing.T) {
 		t.Fatal("bogus stat accepted")
 	}
 	_ = errors.New
+}
+
+// With a Guard in front of the provider, an OTP whose every look-up is cached is decided at
+// once on the caller's goroutine, without calling the provider.
+func TestInterceptorCachedFastPath(t *testing.T) {
+	prov := &scripted{swapped: map[string]bool{"+447700900001": true}}
+	g := checks.NewGuard(prov, checks.GuardConfig{}, nil)
+	ic, _ := newTestInterceptor(t, prov, func(_ *Policy, c *Config) { c.Providers = map[string]checks.Provider{"op": g} })
+	m, pending := submit(t, ic, smFrame(t, "447700900001", 0, []byte("Your OTP is 1234")))
+	if !pending || m.Decision.Action != ActionReject {
+		t.Fatalf("first: pending %v %+v", pending, m.Decision)
+	}
+	calls := prov.calls.Load()
+	m, pending = submit(t, ic, smFrame(t, "447700900001", 0, []byte("Your OTP is 9876")))
+	if pending || m.Decision.Action != ActionReject || prov.calls.Load() != calls {
+		t.Fatalf("cached: pending %v action %s, provider calls %d → %d", pending, m.Decision.Action, calls, prov.calls.Load())
+	}
+	for _, s := range m.Signals {
+		if !s.Cached || s.CorrelationID == "" {
+			t.Fatalf("cached signal %+v should name the original call's correlation id", s)
+		}
+	}
 }

@@ -31,6 +31,8 @@ type CheckPolicy struct {
 	OnError Outcome
 	// OnUnknown applies when the carrier does not know the number; default allow.
 	OnUnknown Outcome
+
+	risky, clean string // detail texts, precomputed by New
 }
 
 // Saturation is what happens when look-ups are saturated.

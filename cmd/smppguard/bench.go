@@ -46,6 +46,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "also write the results as JSON to this file")
 	only := fs.String("only", "", "run only the scenarios whose name contains this")
 	proxyProfile := fs.String("proxy-cpuprofile", "", "write smppguard's CPU profile to this file")
+	otpN := fs.Int("otp-n", 200000, "submits per cached-OTP scenario")
+	uncachedN := fs.Int("uncached-n", 20000, "submits per uncached-OTP scenario")
+	apiLatency := fs.Duration("api-latency", 100*time.Millisecond, "fake carrier API latency for uncached OTPs")
+	lookups := fs.Int("lookups", 1000, "OTP look-ups in flight (otp.max_in_flight and the provider's max_concurrent)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -73,6 +77,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	carrierAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	scenarioPath := filepath.Join(dir, "scenario.yaml")
+	if err := os.WriteFile(scenarioPath, []byte(fmt.Sprintf("default:\n  latency: %s\n", *apiLatency)), 0o600); err != nil {
+		return err
+	}
+	carrier, err := startChild(ctx, exe, carrierAddr, "fake-carrier", "-listen", carrierAddr, "-no-auth", "-scenario", scenarioPath)
+	if err != nil {
+		return err
+	}
+	defer carrier.stop()
 	cfgPath := filepath.Join(dir, "bench.yaml")
 	cfg := fmt.Sprintf(`listen:
   smpp: %s
@@ -97,9 +114,28 @@ accounts:
     mode: passthrough
     upstream: carrier
     max_binds: 64
+  - system_id: otp
+    password: otppw
+    route: default
+    max_binds: 64
+    policy: otp
+providers:
+  - name: op
+    type: camara
+    base_url: http://%s
+    auth: {none: true}
+    max_concurrent: %d
+    timeout: 2s
+policies:
+  - name: otp
+    deadline: 3s
+    checks:
+      - {signal: sim_swap, provider: op}
+otp:
+  max_in_flight: %d
 log:
   level: error
-`, proxyAddr, *window, smscAddr, *upBinds, *window)
+`, proxyAddr, *window, smscAddr, *upBinds, *window, carrierAddr, *lookups, *lookups)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -117,16 +153,23 @@ log:
 		name, addr, user, pw string
 		binds, window, n     int
 		dlr                  bool
+		dest, text           string
 	}
 	direct := func(name string, b, w, cnt int, dlr bool) scenario {
-		return scenario{name, smscAddr, "direct", "direct", b, w, cnt, dlr}
+		return scenario{name, smscAddr, "direct", "direct", b, w, cnt, dlr, "", ""}
 	}
 	pooled := func(name string, b, w, cnt int, dlr bool) scenario {
-		return scenario{name, proxyAddr, "bank", "bankpw", b, w, cnt, dlr}
+		return scenario{name, proxyAddr, "bank", "bankpw", b, w, cnt, dlr, "", ""}
 	}
 	pass := func(name string, b, w, cnt int, dlr bool) scenario {
-		return scenario{name, proxyAddr, "pt", "ptpw", b, w, cnt, dlr}
+		return scenario{name, proxyAddr, "pt", "ptpw", b, w, cnt, dlr, "", ""}
 	}
+	// OTP scenarios: the same text as the plain ones ("Your code is 123456", an OTP), through
+	// an account with a policy. Cached: one destination, so every look-up after the first is
+	// a cache hit. Uncached: a new destination per message, each a real API call.
+	otpCached := scenario{"otp cached", proxyAddr, "otp", "otppw", *binds, *window, *otpN, false, "447700900123", ""}
+	uncachedBinds := max(1, *lookups / *window)
+	otpUncached := scenario{"otp uncached", proxyAddr, "otp", "otppw", uncachedBinds, *window, *uncachedN, false, "4477009*", ""}
 	scenarios := []scenario{
 		direct("direct", *binds, *window, *n, false),
 		pooled("pooled", *binds, *window, *n, false),
@@ -137,6 +180,9 @@ log:
 		direct("direct w1", 1, 1, *latN, false),
 		pooled("pooled w1", 1, 1, *latN, false),
 		pass("passthrough w1", 1, 1, *latN, false),
+		pooled("pooled (vs otp)", *binds, *window, *otpN, false),
+		otpCached,
+		otpUncached,
 	}
 	fmt.Fprintf(stdout, "smppguard bench: %d CPUs, %s; fake SMSC %s and smppguard %s in their own processes\n",
 		runtime.NumCPU(), runtime.Version(), smscAddr, proxyAddr)
@@ -147,6 +193,9 @@ log:
 			continue
 		}
 		lc := loadgen.Config{Addr: sc.addr, SystemID: sc.user, Password: sc.pw, Binds: sc.binds, Window: sc.window, Dest: "4477009*"}
+		if sc.dest != "" {
+			lc.Dest = sc.dest
+		}
 		// Warm up: binds, links, JIT-free but caches and GC pacing settle.
 		lc.Count = min(sc.n/10, 5000)
 		if _, err := loadgen.Run(ctx, lc); err != nil {
@@ -162,8 +211,8 @@ log:
 		}
 		br := benchResult{Scenario: sc.name, Target: sc.addr, Binds: sc.binds, Window: sc.window, Sent: res.Sent, OK: res.OK,
 			Errors: res.ErrorsByStatus, Timeouts: res.Timeouts, DLRs: res.DLRs, Throughput: res.Throughput, Latency: res.Latency}
-		if strings.HasPrefix(sc.name, "direct") {
-			baseline = res.Throughput
+		if strings.HasPrefix(sc.name, "direct") || strings.HasPrefix(sc.name, "pooled (vs otp)") {
+			baseline = res.Throughput // OTP rows are compared with plain pooled relay
 		}
 		if baseline > 0 {
 			br.Ratio = res.Throughput / baseline

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -41,12 +42,20 @@ func buildProviders(ctx context.Context, cfg *config.Config, log *zap.Logger) (m
 					DeviceSwapCheck: pc.Paths.DeviceSwapCheck, DeviceSwapRetrieveDate: pc.Paths.DeviceSwapRetrieveDate, RoamingRetrieve: pc.Paths.RoamingRetrieve,
 				},
 			}
+			// One transport per provider, with as many kept-alive connections as look-ups may
+			// run at once: the default (2 idle per host) would open and close a connection for
+			// most calls under load.
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.MaxIdleConns = pc.MaxConcurrent
+			tr.MaxIdleConnsPerHost = pc.MaxConcurrent
+			tr.MaxConnsPerHost = pc.MaxConcurrent
+			cc.HTTPClient = &http.Client{Transport: tr}
 			if !pc.Auth.None {
 				a := pc.Auth
 				oc, err := oauth.New(ctx, oauth.Config{
 					TokenURL: a.TokenURL, DiscoveryURL: a.DiscoveryURL, ClientID: a.ClientID, AuthMethod: a.Method,
 					ClientSecret: a.ClientSecret, PrivateKeyFile: a.PrivateKeyFile, SigningAlg: a.SigningAlg, KeyID: a.KeyID,
-					Scopes: a.Scopes, Purpose: a.Purpose,
+					Scopes: a.Scopes, Purpose: a.Purpose, Base: tr,
 				}, log.Named("oauth").With(zap.String("provider", pc.Name)))
 				if err != nil {
 					return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
