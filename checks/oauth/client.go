@@ -1,6 +1,8 @@
 package oauth
 
 import (
+	"github.com/smppguard/smppguard/checks"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -312,6 +314,13 @@ func (e *TokenError) Error() string {
 }
 
 func (e *TokenError) Unwrap() error { return e.Err }
+
+// Is makes a refused token request (400 or 401 from the token endpoint: bad credentials,
+// scope or purpose) match checks.ErrUnauthorized, so a misconfigured client is reported as
+// such and does not count as the carrier being unavailable (the breaker's business).
+func (e *TokenError) Is(target error) bool {
+	return target == checks.ErrUnauthorized && (e.StatusCode == 400 || e.StatusCode == 401)
+}
 
 // tokenError maps an x/oauth2 error to a TokenError without the response body.
 func tokenError(endpoint string, err error) error {
