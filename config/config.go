@@ -217,6 +217,9 @@ type Relay struct {
 	// DeliverTimeout is how long an ESME has to answer deliver_sm before the
 	// SMSC gets ESME_RX_T_APPN. Default 10s; > 0.
 	DeliverTimeout Duration `yaml:"deliver_timeout"`
+	// DrainTimeout: on SIGTERM, how long requests and deliveries in flight may take to
+	// complete before smppguard unbinds everyone and exits. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
 }
 
 // Sandbox configures in-process helpers for demos and tests.

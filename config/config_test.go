@@ -303,7 +303,7 @@ func TestParseOK(t *testing.T) {
 				},
 				Relay: Relay{
 					DLRMatchWait: Duration(2 * time.Second), DLRCorrelationTTL: Duration(72 * time.Hour), DLRCorrelationMax: 1_000_000,
-					LinkWait: Duration(5 * time.Second), DeliverTimeout: Duration(10 * time.Second),
+					LinkWait: Duration(5 * time.Second), DeliverTimeout: Duration(10 * time.Second), DrainTimeout: Duration(30 * time.Second),
 				},
 				OTP: OTP{
 					MaxInFlight: 1000, ConcatTimeout: Duration(5 * time.Second), MaskKeep: 4,

@@ -168,6 +168,9 @@ func applyDefaults(c *Config, d *doc) {
 	if unset("relay.deliver_timeout", r.DeliverTimeout == 0) {
 		r.DeliverTimeout = defaultDeliverTimeout
 	}
+	if unset("relay.drain_timeout", r.DrainTimeout == 0) {
+		r.DrainTimeout = Duration(30 * time.Second)
+	}
 
 	if f := c.Sandbox.FakeSMSC; f != nil {
 		if unset("sandbox.fake_smsc.listen", f.Listen == "") {

@@ -429,6 +429,7 @@ func (v *validator) relay(c *Config) {
 	v.atLeast("relay.dlr_correlation_max", r.DLRCorrelationMax, 1)
 	v.nonNegative("relay.link_wait", r.LinkWait)
 	v.positive("relay.deliver_timeout", r.DeliverTimeout)
+	v.positive("relay.drain_timeout", r.DrainTimeout)
 }
 
 func (v *validator) sandbox(c *Config) {

@@ -179,6 +179,8 @@ accounts:
 mo_rules:
   - destination_prefix: ""
     account: bank
+relay:
+  drain_timeout: 5s
 log:
   level: warn
 `, smscAddr)
@@ -383,4 +385,87 @@ func TestE2ESandboxDefault(t *testing.T) {
 	if err := p.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
+}
+
+// Graceful drain: SIGTERM with requests in flight. Each gets its real response, new requests
+// on an existing bind get ESME_RTHROTTLED, new connections are refused, and the process
+// exits 0 within the drain timeout.
+func TestE2EDrain(t *testing.T) {
+	smsc := startSMSC(t, fakesmsc.Config{ResponseDelay: 700 * time.Millisecond})
+	p := startBinary(t, "serve", "-c", writeConfig(t, smsc.Addr()))
+	c := bindTRX(t, p.addr, "bank", "bankpw")
+	const n = 50
+	results := make(chan *smpp.PDU, n)
+	for range n {
+		go func() {
+			r, err := c.submitErr(sm{dest: numClean, text: []byte("hello")})
+			if err != nil {
+				t.Errorf("in-flight request: %v", err)
+			}
+			results <- r
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for smsc.Stats().Submits < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	for time.Now().Before(deadline) { // the listener closes first
+		conn, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if r, err := c.submitErr(sm{dest: numClean, text: []byte("late")}); err != nil || r.Status() != smpp.StatusThrottled {
+		t.Fatalf("submit during drain: %v %v, want ESME_RTHROTTLED", r, err)
+	}
+	for range n {
+		r := <-results
+		if r == nil || r.Status() != smpp.StatusOK {
+			t.Fatalf("in-flight request answered %v", r)
+		}
+	}
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit after drain")
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("drain took %s", el)
+	}
+}
+
+// A second signal during a drain exits at once.
+func TestE2ESecondSignalExitsAtOnce(t *testing.T) {
+	smsc := startSMSC(t, fakesmsc.Config{ResponseDelay: 20 * time.Second})
+	p := startBinary(t, "serve", "-c", writeConfig(t, smsc.Addr()))
+	c := bindTRX(t, p.addr, "bank", "bankpw")
+	go c.submitErr(sm{dest: numClean, text: []byte("stuck")})
+	deadline := time.Now().Add(5 * time.Second)
+	for smsc.Stats().Submits < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("exit %v, want status 2", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("second signal did not exit at once")
+	}
+	_ = start
 }

@@ -131,12 +131,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// runCtx outlives the signal: on the first signal (ctx done) smppguard drains while the
+	// relay, its links and the sandbox keep running, and only then stops them.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
 
 	var fake *fakesmsc.Server
 	if fc := cfg.Sandbox.FakeSMSC; fc != nil {
-		fake, err = fakesmsc.Start(ctx, fakesmsc.Config{
+		fake, err = fakesmsc.Start(runCtx, fakesmsc.Config{
 			Addr: fc.Listen, Accounts: map[string]string{fc.SystemID: fc.Password},
 			MessageIDFormat: fc.MessageIDFormat, DLRDelay: fc.DLRDelay.D(), NoRecord: true,
 			Logger: log.Named("fake-smsc"),
@@ -146,17 +148,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer fake.Close()
 	}
-
 	var carrier *fakecarrier.Server
 	if fc := cfg.Sandbox.FakeCarrier; fc != nil {
-		carrier, err = startSandboxCarrier(ctx, fc, log.Named("fake-carrier"))
+		carrier, err = startSandboxCarrier(runCtx, fc, log.Named("fake-carrier"))
 		if err != nil {
 			return fmt.Errorf("sandbox fake carrier: %w", err)
 		}
 		defer carrier.Close()
 	}
 
-	hook, closeOTP, err := buildOTP(ctx, cfg, log)
+	hook, closeOTP, err := buildOTP(runCtx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -168,11 +169,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if hook != nil {
 		hook.relay = r
 	}
-	r.Start(ctx)
+	r.Start(runCtx)
 	srv := r.Server(sessionConfig(cfg, 0, log.Named("session")), cfg.Listen.MaxConns)
 	srv.Session.ResponseTimeout = cfg.Relay.DeliverTimeout.D()
 
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen.SMPP)
+	ln, err := (&net.ListenConfig{}).Listen(runCtx, "tcp", cfg.Listen.SMPP)
 	if err != nil {
 		r.Close(context.Background())
 		return fmt.Errorf("listen %s: %w", cfg.Listen.SMPP, err)
@@ -180,18 +181,37 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printBanner(stdout, cfg, ln.Addr().String(), fake, carrier)
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
 
+	// Serve accepts until the first signal; the sessions it started go on.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 	select {
 	case <-ctx.Done():
+		<-serveErr
 	case err = <-serveErr:
 	}
-	log.Info("smppguard stopping")
+	drain(r, cfg.Relay.DrainTimeout.D(), log)
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	srv.Shutdown(sctx)
-	r.Close(sctx)
+	srv.Shutdown(sctx) // unbind every ESME
+	r.Close(sctx)      // unbind every upstream bind
+	log.Info("smppguard stopped")
 	return err
+}
+
+// drain stops new work and waits, up to timeout, for the requests and deliveries in flight.
+func drain(r *relay.Relay, timeout time.Duration, log *zap.Logger) {
+	r.Drain()
+	req, dl := r.InFlight()
+	log.Info("smppguard draining: new binds refused, new requests throttled",
+		zap.Int("requests_in_flight", req), zap.Int("deliveries_in_flight", dl), zap.Duration("drain_timeout", timeout))
+	deadline := time.Now().Add(timeout)
+	for req+dl > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		req, dl = r.InFlight()
+	}
+	if req+dl > 0 {
+		log.Warn("smppguard drain timeout: unbinding with work in flight", zap.Int("requests_in_flight", req), zap.Int("deliveries_in_flight", dl))
+	}
 }
 
 func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Server, carrier *fakecarrier.Server) {

@@ -158,6 +158,8 @@ type Relay struct {
 	mu    sync.Mutex
 	accts map[string]*accountState
 
+	draining atomic.Bool
+
 	heldMu sync.Mutex
 	held   []heldReceipt
 	heldN  atomic.Int64
@@ -311,6 +313,31 @@ func (r *Relay) Stats() Stats {
 		MOsRouted: r.st.moRouted.Load(), MOsUnknown: r.st.moUnknown.Load(), Queued: r.st.queued.Load(),
 		QueueFull: r.st.queueFull.Load(), QueueDelivered: r.st.queueDelivered.Load(), UpstreamFailures: r.st.upFail.Load(),
 	}
+}
+
+// Drain makes the relay refuse new work: binds get ESME_RBINDFAIL and requests
+// ESME_RTHROTTLED, while requests and deliveries already in flight complete.
+func (r *Relay) Drain() { r.draining.Store(true) }
+
+// InFlight counts the ESMEs' requests not answered yet and the deliver_sm (receipts, MOs)
+// sent to ESMEs and not acknowledged yet, over all bound ESME sessions.
+func (r *Relay) InFlight() (requests, deliveries int) {
+	r.mu.Lock()
+	states := make([]*accountState, 0, len(r.accts))
+	for _, st := range r.accts {
+		states = append(states, st)
+	}
+	r.mu.Unlock()
+	for _, st := range states {
+		st.mu.Lock()
+		for _, e := range st.sessions {
+			ours, peers := e.s.InFlight()
+			requests += peers
+			deliveries += ours
+		}
+		st.mu.Unlock()
+	}
+	return requests, deliveries
 }
 
 // QueueLen returns the number of receipts and MOs held for an account.
@@ -708,6 +735,14 @@ func (r *Relay) newESME(s *smpp.Session) smpp.Handler {
 }
 
 func (e *esme) ServePDU(s *smpp.Session, p *smpp.PDU) {
+	if e.r.draining.Load() {
+		if p.ID().IsBind() {
+			e.refuseBind(p, smpp.StatusBindFail, "shutting down")
+		} else {
+			s.Respond(p, smpp.StatusThrottled, "")
+		}
+		return
+	}
 	switch id := p.ID(); {
 	case id.IsBind():
 		e.bind(p)
