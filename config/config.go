@@ -65,6 +65,8 @@ type Listen struct {
 	SMPP string `yaml:"smpp"`
 	// MaxConns caps concurrent ESME connections. Default 10000, >= 1.
 	MaxConns int `yaml:"max_connections"`
+	// Lockout refuses binds from an address, or for a system_id, after repeated failed binds.
+	Lockout Lockout `yaml:"lockout"`
 }
 
 // SessionDefaults applies to every ESME session and upstream bind unless

@@ -295,7 +295,7 @@ func TestParseOK(t *testing.T) {
 	}{
 		{"defaults everywhere", "log:\n  level: debug\n", func(t *testing.T, c *Config) {
 			want := Config{
-				Listen: Listen{SMPP: "127.0.0.1:2775", MaxConns: 10000},
+				Listen: Listen{SMPP: "127.0.0.1:2775", MaxConns: 10000, Lockout: Lockout{Failures: 10, Window: Duration(time.Minute), Duration: Duration(5 * time.Minute)}},
 				Session: SessionDefaults{
 					Window: 100, MaxPDUSize: 65552,
 					EnquireLinkInterval: Duration(30 * time.Second), InactivityTimeout: Duration(120 * time.Second),

@@ -48,6 +48,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, wrapYAMLError(name, err)
 	}
 	d := &doc{root: root}
+	if errs := expandSecrets(&c, name, d, os.LookupEnv); len(errs) > 0 {
+		return nil, joinSorted(errs)
+	}
 	applyDefaults(&c, d)
 	if errs := validate(&c, name, d); len(errs) > 0 {
 		return nil, joinSorted(errs)

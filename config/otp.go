@@ -280,6 +280,15 @@ func applyOTPDefaults(c *Config, unset func(string, bool) bool) {
 			}
 		}
 	}
+	if unset("listen.lockout.failures", c.Listen.Lockout.Failures == 0) {
+		c.Listen.Lockout.Failures = 10
+	}
+	if unset("listen.lockout.window", c.Listen.Lockout.Window == 0) {
+		c.Listen.Lockout.Window = Duration(time.Minute)
+	}
+	if unset("listen.lockout.duration", c.Listen.Lockout.Duration == 0) {
+		c.Listen.Lockout.Duration = Duration(5 * time.Minute)
+	}
 	if fc := c.Sandbox.FakeCarrier; fc != nil && fc.Listen == "" {
 		fc.Listen = "127.0.0.1:8089"
 	}

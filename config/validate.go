@@ -298,7 +298,9 @@ func (v *validator) accounts(c *Config) {
 			seen[a.SystemID] = p + ".system_id"
 		}
 		v.smppString(p+".system_id", a.SystemID, maxSystemIDLen, false)
-		v.smppString(p+".password", a.Password, maxPasswordLen, true)
+		if !IsBcrypt(a.Password) {
+			v.smppString(p+".password", a.Password, maxPasswordLen, true)
+		}
 
 		switch a.Mode {
 		case ModePooled:

@@ -266,7 +266,9 @@ func buildRelay(cfg *config.Config, hook *otpHook, log *zap.Logger) (*relay.Rela
 		CorrelationTTL: cfg.Relay.DLRCorrelationTTL.D(),
 		CorrelationMax: cfg.Relay.DLRCorrelationMax,
 		LinkWait:       cfg.Relay.LinkWait.D(),
-		Logger:         log,
+		Lockout: relay.Lockout{Failures: cfg.Listen.Lockout.Failures, Window: cfg.Listen.Lockout.Window.D(),
+			Duration: cfg.Listen.Lockout.Duration.D()},
+		Logger: log,
 	}
 	if hook != nil {
 		rc.Hook = hook

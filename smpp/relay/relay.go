@@ -6,7 +6,6 @@ package relay
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +41,9 @@ func (m Mode) String() string {
 // Account is an ESME account as the relay needs it.
 type Account struct {
 	SystemID string
-	// Password is checked in constant time for pooled accounts (pass-through forwards it).
+	// Password is checked for pooled accounts (pass-through forwards it): a bcrypt hash
+	// ("$2a$…", "$2b$…", "$2y$…") is verified with bcrypt, anything else is compared in
+	// constant time.
 	Password string
 	Mode     Mode
 	// Upstream names the upstream a pass-through account's binds are forwarded to.
@@ -133,7 +134,10 @@ type Config struct {
 	UnknownReceiptStatus smpp.Status
 	// UnknownMOStatus acknowledges an MO that no rule routes. Default ESME_RX_P_APPN.
 	UnknownMOStatus smpp.Status
-	Logger          *zap.Logger
+	// Lockout refuses binds from a source address or for a system_id after repeated
+	// authentication failures. Zero Failures disables it.
+	Lockout Lockout
+	Logger  *zap.Logger
 }
 
 // Stats are the relay's counters.
@@ -159,6 +163,7 @@ type Relay struct {
 	accts map[string]*accountState
 
 	draining atomic.Bool
+	lock     *lockout
 
 	heldMu sync.Mutex
 	held   []heldReceipt
@@ -210,6 +215,7 @@ func New(cfg Config) (*Relay, error) {
 		corr: newCorrelator(cfg.CorrelationMax, cfg.CorrelationTTL), accts: map[string]*accountState{},
 		wakeM: make(chan struct{}, 1),
 	}
+	r.lock = newLockout(cfg.Lockout)
 	for i := range cfg.Upstreams {
 		u := &upstream{Upstream: cfg.Upstreams[i], idx: len(r.upList)}
 		if _, dup := r.upstreams[u.Name]; dup {
@@ -776,9 +782,16 @@ func (e *esme) bind(p *smpp.PDU) {
 	e.mu.Unlock()
 	done := func() { e.mu.Lock(); e.binding = false; e.mu.Unlock() }
 	sysID := p.CString(smpp.FieldSystemID)
+	ip := remoteIP(e.s.RemoteAddr())
+	if why := r.lock.locked(ip, sysID); why != "" {
+		done()
+		e.refuseBind(p, smpp.StatusBindFail, why)
+		return
+	}
 	a := r.accounts[sysID]
 	if a == nil {
 		done()
+		r.lock.failed(ip, sysID)
 		e.refuseBind(p, smpp.StatusInvSysID, "unknown system_id")
 		return
 	}
@@ -796,11 +809,13 @@ func (e *esme) bind(p *smpp.PDU) {
 	}
 	// Pooled accounts are authenticated here; a pass-through account with a password set is
 	// checked here too, before its bind is forwarded.
-	if (a.Mode == Pooled || a.Password != "") && subtle.ConstantTimeCompare([]byte(p.CString(smpp.FieldPassword)), []byte(a.Password)) != 1 {
+	if (a.Mode == Pooled || a.Password != "") && !passwordOK(a.Password, p.Field(smpp.FieldPassword)) {
 		done()
+		r.lock.failed(ip, sysID)
 		e.refuseBind(p, smpp.StatusInvPaswd, "wrong password")
 		return
 	}
+	r.lock.succeeded(ip)
 	st := r.state(a.SystemID)
 	st.mu.Lock()
 	if a.MaxBinds > 0 && len(st.sessions)+st.binding >= a.MaxBinds {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/smppguard/smppguard/smpp"
 	"github.com/smppguard/smppguard/testharness/fakesmsc"
 )
@@ -291,5 +293,65 @@ func TestDeliverStatusFromESME(t *testing.T) {
 				t.Fatalf("SMSC got %v, want the ESME's ESME_RX_P_APPN", err)
 			}
 		})
+	}
+}
+
+// Passwords may be bcrypt hashes; repeated failures lock out the source address and the
+// system_id, and other accounts are unaffected.
+func TestBindBcryptAndLockout(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
+		c.Accounts = append(c.Accounts, Account{SystemID: "hashed", Password: string(hash), Route: "default"})
+		c.Lockout = Lockout{Failures: 3, Window: time.Minute, Duration: time.Minute}
+	})
+	mustBind(t, e.addr, smpp.BindTransceiver, "hashed", "s3cret")
+	refused := func(sys, pw string) smpp.Status {
+		_, _, err := bindESME(t, e.addr, smpp.BindTransceiver, sys, pw)
+		var be *smpp.BindError
+		if !errors.As(err, &be) {
+			t.Fatalf("bind %s/%s: %v, want refused", sys, pw, err)
+		}
+		return be.Status
+	}
+	for range 3 {
+		if st := refused("hashed", "wrong"); st != smpp.StatusInvPaswd {
+			t.Fatalf("wrong password: %s", st)
+		}
+	}
+	// Locked: even the right password is refused now, from this address and for this system_id.
+	if st := refused("hashed", "s3cret"); st != smpp.StatusBindFail {
+		t.Fatalf("after 3 failures: %s, want ESME_RBINDFAIL", st)
+	}
+	// The whole source address is locked, so another account from 127.0.0.1 is refused too;
+	// the lockout of one address does not touch other addresses (checked by the per-key unit test).
+	if st := refused("bank", "pw"); st != smpp.StatusBindFail {
+		t.Fatalf("other account from the locked address: %s", st)
+	}
+}
+
+func TestLockoutKeys(t *testing.T) {
+	l := newLockout(Lockout{Failures: 2, Window: time.Minute, Duration: time.Minute})
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	l.failed("10.0.0.1", "bank")
+	if l.locked("10.0.0.1", "bank") != "" {
+		t.Fatal("locked after one failure")
+	}
+	l.failed("10.0.0.1", "bank")
+	if l.locked("10.0.0.1", "other") == "" || l.locked("10.0.0.2", "bank") == "" {
+		t.Fatal("address or system_id not locked after two failures")
+	}
+	if l.locked("10.0.0.2", "other") != "" {
+		t.Fatal("an unrelated address and account are locked")
+	}
+	now = now.Add(2 * time.Minute)
+	if l.locked("10.0.0.1", "bank") != "" {
+		t.Fatal("still locked after the lockout duration")
+	}
+	if !passwordOK("plain", []byte("plain")) || passwordOK("plain", []byte("plaiN")) {
+		t.Fatal("plain password comparison")
 	}
 }
