@@ -54,6 +54,7 @@ type Config struct {
 	Providers []Provider      `yaml:"providers"`
 	Policies  []Policy        `yaml:"policies"`
 	OTP       OTP             `yaml:"otp"`
+	Admin     Admin           `yaml:"admin"`
 	Sandbox   Sandbox         `yaml:"sandbox"`
 	Log       Log             `yaml:"log"`
 }
@@ -255,6 +256,17 @@ type FakeCarrier struct {
 	Scenario string `yaml:"scenario"`
 	// RequirePurpose makes the token endpoint insist on this dpv: purpose scope.
 	RequirePurpose string `yaml:"require_purpose"`
+}
+
+// Admin is the admin HTTP listener: health, readiness, Prometheus metrics, sessions, links,
+// recent OTP decisions, checks and reload.
+type Admin struct {
+	// Listen address; "" disables the admin listener. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Token, if set, is required as "Authorization: Bearer <token>" on everything but /healthz.
+	Token string `yaml:"token"`
+	// Decisions is how many recent OTP decisions /api/v1/decisions keeps. Default 1000.
+	Decisions int `yaml:"decisions"`
 }
 
 // Log configures logging.

@@ -308,7 +308,8 @@ func TestParseOK(t *testing.T) {
 				OTP: OTP{
 					MaxInFlight: 1000, ConcatTimeout: Duration(5 * time.Second), MaskKeep: 4,
 				},
-				Log: Log{Level: "debug", Format: "json"},
+				Admin: Admin{Listen: "127.0.0.1:8080", Decisions: 1000},
+				Log:   Log{Level: "debug", Format: "json"},
 			}
 			if !reflect.DeepEqual(*c, want) {
 				t.Errorf("got  %+v\nwant %+v", *c, want)

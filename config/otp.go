@@ -280,6 +280,12 @@ func applyOTPDefaults(c *Config, unset func(string, bool) bool) {
 			}
 		}
 	}
+	if unset("admin.listen", c.Admin.Listen == "") {
+		c.Admin.Listen = "127.0.0.1:8080"
+	}
+	if unset("admin.decisions", c.Admin.Decisions == 0) {
+		c.Admin.Decisions = 1000
+	}
 	if unset("listen.lockout.failures", c.Listen.Lockout.Failures == 0) {
 		c.Listen.Lockout.Failures = 10
 	}

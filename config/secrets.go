@@ -47,6 +47,7 @@ func expandSecrets(c *Config, file string, d *doc, lookup func(string) (string, 
 	for i := range c.Upstreams {
 		expand(fmt.Sprintf("upstreams[%d].password", i), &c.Upstreams[i].Password)
 	}
+	expand("admin.token", &c.Admin.Token)
 	for i := range c.Providers {
 		expand(fmt.Sprintf("providers[%d].auth.client_secret", i), &c.Providers[i].Auth.ClientSecret)
 	}

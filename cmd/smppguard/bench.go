@@ -133,6 +133,8 @@ policies:
       - {signal: sim_swap, provider: op}
 otp:
   max_in_flight: %d
+admin:
+  listen: ""
 log:
   level: error
 `, proxyAddr, *window, smscAddr, *upBinds, *window, carrierAddr, *lookups, *lookups)

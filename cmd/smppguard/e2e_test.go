@@ -58,12 +58,16 @@ func binCommand(args ...string) *exec.Cmd {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
+	admin  string // admin API address, when the banner printed one
 	mu     sync.Mutex
 	stderr strings.Builder
 	exited chan error
 }
 
-var listenRE = regexp.MustCompile(`listening on (\S+)`)
+var (
+	listenRE = regexp.MustCompile(`listening on (\S+)`)
+	adminRE  = regexp.MustCompile(`admin API: http://(\S+)`)
+)
 
 // startBinary runs smppguard with args and waits for its "listening on" banner line.
 func startBinary(t *testing.T, args ...string) *proc {
@@ -83,6 +87,7 @@ func startBinary(t *testing.T, args ...string) *proc {
 		t.Fatal(err)
 	}
 	addrCh := make(chan string, 1)
+	adminCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -91,6 +96,9 @@ func startBinary(t *testing.T, args ...string) *proc {
 				case addrCh <- m[1]:
 				default:
 				}
+			}
+			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+				adminCh <- m[1]
 			}
 		}
 		io.Copy(io.Discard, stdout)
@@ -105,6 +113,10 @@ func startBinary(t *testing.T, args ...string) *proc {
 	})
 	select {
 	case p.addr = <-addrCh:
+		select { // the admin line follows the listening line when there is one
+		case p.admin = <-adminCh:
+		case <-time.After(200 * time.Millisecond):
+		}
 	case err := <-p.exited:
 		p.exited <- err
 		t.Fatalf("smppguard exited before listening: %v\n%s", err, p.logs())
@@ -181,6 +193,8 @@ mo_rules:
     account: bank
 relay:
   drain_timeout: 5s
+admin:
+  listen: 127.0.0.1:0
 log:
   level: warn
 `, smscAddr)
@@ -361,7 +375,7 @@ func TestE2ECheckConfig(t *testing.T) {
 // The README's first command: `smppguard serve` with no flags is a working sandbox on
 // 127.0.0.1:2775 with an in-process fake SMSC; SIGTERM stops it with exit status 0.
 func TestE2ESandboxDefault(t *testing.T) {
-	for _, a := range []string{"127.0.0.1:2775", "127.0.0.1:2776"} {
+	for _, a := range []string{"127.0.0.1:2775", "127.0.0.1:2776", "127.0.0.1:8080", "127.0.0.1:8089"} {
 		if ln, err := net.Listen("tcp", a); err != nil {
 			t.Skipf("sandbox port %s busy on this machine: %v", a, err)
 		} else {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -24,12 +25,19 @@ import (
 )
 
 // buildProviders creates each configured provider once, wrapped in a checks.Guard (cache per
-// signal, singleflight, concurrency bound, breaker).
-func buildProviders(ctx context.Context, cfg *config.Config, log *zap.Logger) (map[string]checks.Provider, map[string]*checks.Guard, error) {
+// signal, singleflight, concurrency bound, breaker). A provider whose configuration equals
+// one in prev keeps its guard, cache and token (reload).
+func buildProviders(ctx context.Context, cfg *config.Config, prev *otpState, log *zap.Logger) (map[string]checks.Provider, map[string]*checks.Guard, error) {
 	provs := map[string]checks.Provider{}
 	guards := map[string]*checks.Guard{}
 	for i := range cfg.Providers {
 		pc := &cfg.Providers[i]
+		if prev != nil {
+			if g, ok := prev.guards[pc.Name]; ok && reflect.DeepEqual(prev.provs[pc.Name], *pc) {
+				provs[pc.Name], guards[pc.Name] = g, g
+				continue
+			}
+		}
 		var p checks.Provider
 		switch pc.Type {
 		case config.ProviderCAMARA:
@@ -130,21 +138,33 @@ func buildPolicies(cfg *config.Config) (map[string]*interceptor.Policy, error) {
 	return out, nil
 }
 
-// otpHook adapts the interceptor to the relay's submit hook; neither package imports the other.
+// otpHook adapts the interceptor to the relay's submit hook; neither package imports the
+// other. Its state (interceptor and policies) is swapped whole by a reload.
 type otpHook struct {
-	ic    *interceptor.Interceptor
+	state atomic.Pointer[otpState]
 	relay *relay.Relay
 	log   *zap.Logger
 	ids   atomic.Uint64
-	pols  map[string]*interceptor.Policy
+}
+
+// otpState is one configuration's interceptor and account policies.
+type otpState struct {
+	ic     *interceptor.Interceptor
+	pols   map[string]*interceptor.Policy
+	guards map[string]*checks.Guard
+	provs  map[string]config.Provider // the configuration each guard was built from
 }
 
 // Intercepts implements relay.Interests: accounts without a policy skip the hook.
-func (h *otpHook) Intercepts(account string) bool { return h.pols[account] != nil }
+func (h *otpHook) Intercepts(account string) bool {
+	st := h.state.Load()
+	return st != nil && st.pols[account] != nil
+}
 
 func (h *otpHook) Submit(req *relay.SubmitRequest) relay.Verdict {
+	st := h.state.Load()
 	m := &interceptor.Message{Account: req.Account, PDU: req.PDU, Received: time.Now()}
-	if h.ic.Submit(req.Ctx, m, func(m *interceptor.Message) { req.Resolve(h.verdict(m)) }) {
+	if st.ic.Submit(req.Ctx, m, func(m *interceptor.Message) { req.Resolve(h.verdict(m)) }) {
 		return h.verdict(m)
 	}
 	return relay.Verdict{Action: relay.Pending}
@@ -222,7 +242,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("sandbox fake carrier: %w", err)
 		}
 	}
-	provs, _, err := buildProviders(ctx, cfg, log)
+	provs, _, err := buildProviders(ctx, cfg, nil, log)
 	if err != nil {
 		return err
 	}

@@ -114,6 +114,8 @@ policies:
 otp:
   audit_file: %s
   concat_timeout: 2s
+admin:
+  listen: 127.0.0.1:0
 log:
   level: warn
 `, e.smsc.Addr(), e.voice.Addr(), e.carrier.URL(), e.carrier.TokenURL(), extraPolicies, e.audit)

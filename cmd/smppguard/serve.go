@@ -8,13 +8,18 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smppguard/smppguard/cmd/smppguard/admin"
 	"github.com/smppguard/smppguard/config"
 	"github.com/smppguard/smppguard/interceptor"
 	"github.com/smppguard/smppguard/smpp"
@@ -157,18 +162,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer carrier.Close()
 	}
 
-	hook, closeOTP, err := buildOTP(runCtx, cfg, log)
+	a := &app{path: *path, log: log, hook: &otpHook{log: log.Named("otp")}}
+	a.cfg.Store(cfg)
+	if cfg.Admin.Listen != "" {
+		a.decisions = admin.NewDecisionLog(cfg.Admin.Decisions)
+	}
+	if cfg.OTP.AuditFile != "" {
+		if a.audit, err = interceptor.OpenAuditFile(cfg.OTP.AuditFile); err != nil {
+			return err
+		}
+		defer a.audit.Close()
+	}
+	st, err := a.buildOTPState(runCtx, cfg, nil)
 	if err != nil {
 		return err
 	}
-	defer closeOTP()
-	r, err := buildRelay(cfg, hook, log.Named("relay"))
+	a.hook.state.Store(st)
+	defer func() { a.hook.state.Load().ic.Close() }()
+	r, err := relay.New(relayConfig(cfg, a.hook, log.Named("relay")))
 	if err != nil {
 		return err
 	}
-	if hook != nil {
-		hook.relay = r
-	}
+	a.hook.relay, a.relay = r, r
 	r.Start(runCtx)
 	srv := r.Server(sessionConfig(cfg, 0, log.Named("session")), cfg.Listen.MaxConns)
 	srv.Session.ResponseTimeout = cfg.Relay.DeliverTimeout.D()
@@ -180,6 +195,37 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	printBanner(stdout, cfg, ln.Addr().String(), fake, carrier)
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
+	if cfg.Admin.Listen != "" {
+		adm, err := admin.New(admin.Config{Addr: cfg.Admin.Listen, Token: cfg.Admin.Token, Source: a, Decisions: a.decisions,
+			Registry: prometheus.NewRegistry(), Logger: log.Named("admin")})
+		if err != nil {
+			return err
+		}
+		addr, err := adm.Start(runCtx)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		fmt.Fprintf(stdout, "  admin API: http://%s (/healthz /readyz /metrics /api/v1/...)\n", addr)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			adm.Shutdown(sctx)
+		}()
+	}
+	// SIGHUP reloads the configuration file.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				a.reload(runCtx)
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
 
 	// Serve accepts until the first signal; the sessions it started go on.
 	serveErr := make(chan error, 1)
@@ -258,8 +304,8 @@ var bindIDs = map[string]smpp.CommandID{
 	config.BindTransmitter: smpp.BindTransmitter, config.BindReceiver: smpp.BindReceiver, config.BindTransceiver: smpp.BindTransceiver,
 }
 
-// buildRelay maps the config tree onto the relay's own types.
-func buildRelay(cfg *config.Config, hook *otpHook, log *zap.Logger) (*relay.Relay, error) {
+// relayConfig maps the config tree onto the relay's own types.
+func relayConfig(cfg *config.Config, hook *otpHook, log *zap.Logger) relay.Config {
 	rc := relay.Config{
 		Routes:         map[string]string{},
 		DLRMatchWait:   cfg.Relay.DLRMatchWait.D(),
@@ -270,9 +316,7 @@ func buildRelay(cfg *config.Config, hook *otpHook, log *zap.Logger) (*relay.Rela
 			Duration: cfg.Listen.Lockout.Duration.D()},
 		Logger: log,
 	}
-	if hook != nil {
-		rc.Hook = hook
-	}
+	rc.Hook = hook
 	for _, u := range cfg.Upstreams {
 		up := relay.Upstream{
 			Name: u.Name, Addr: u.Address, Session: sessionConfig(cfg, u.Window, log),
@@ -313,7 +357,7 @@ func buildRelay(cfg *config.Config, hook *otpHook, log *zap.Logger) (*relay.Rela
 	for _, m := range cfg.MORules {
 		rc.MORules = append(rc.MORules, relay.MORule{DestPrefix: m.DestinationPrefix, Upstream: m.Upstream, Account: m.Account})
 	}
-	return relay.New(rc)
+	return rc
 }
 
 func fakeSMSC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -330,45 +374,6 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return loadgen.Main(ctx, args, stdout, log)
-}
-
-// buildOTP builds the providers, policies and interceptor; nil hook when no account has a
-// policy. The returned func flushes the audit file and stops the interceptor.
-func buildOTP(ctx context.Context, cfg *config.Config, log *zap.Logger) (*otpHook, func(), error) {
-	pols, err := buildPolicies(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(pols) == 0 {
-		return nil, func() {}, nil
-	}
-	provs, _, err := buildProviders(ctx, cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	icfg := interceptor.Config{
-		Policies: pols, Providers: provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
-		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D()}, Logger: log.Named("otp"),
-	}
-	var audit *interceptor.JSONLines
-	if cfg.OTP.AuditFile != "" {
-		audit, err = interceptor.OpenAuditFile(cfg.OTP.AuditFile)
-		if err != nil {
-			return nil, nil, err
-		}
-		icfg.Audit = audit
-	}
-	ic, err := interceptor.New(icfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	closeFn := func() {
-		ic.Close()
-		if audit != nil {
-			audit.Close()
-		}
-	}
-	return &otpHook{ic: ic, log: log.Named("otp"), pols: pols}, closeFn, nil
 }
 
 func startSandboxCarrier(ctx context.Context, fc *config.FakeCarrier, log *zap.Logger) (*fakecarrier.Server, error) {

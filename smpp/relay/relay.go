@@ -151,13 +151,17 @@ type Stats struct {
 
 // Relay is the proxy core. Create it with New, start it with Start, serve ESMEs with Server.
 type Relay struct {
-	cfg       Config
-	log       *zap.Logger
-	accounts  map[string]*Account
-	upstreams map[string]*upstream
-	upList    []*upstream
-	corr      *correlator
-	store     Store
+	cfg   Config
+	log   *zap.Logger
+	corr  *correlator
+	store Store
+
+	// snap is the configuration in force (accounts, routes, MO rules, upstreams), swapped
+	// whole by Reload. upList holds every upstream ever configured, append-only, so the
+	// index carried by an in-flight request stays valid across reloads.
+	snap     atomic.Pointer[snapshot]
+	upList   atomic.Pointer[[]*upstream]
+	reloadMu sync.Mutex
 
 	mu    sync.Mutex
 	accts map[string]*accountState
@@ -211,54 +215,21 @@ func New(cfg Config) (*Relay, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	r := &Relay{
-		cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, upstreams: map[string]*upstream{},
-		corr: newCorrelator(cfg.CorrelationMax, cfg.CorrelationTTL), accts: map[string]*accountState{},
-		wakeM: make(chan struct{}, 1),
+		cfg: cfg, log: cfg.Logger, corr: newCorrelator(cfg.CorrelationMax, cfg.CorrelationTTL),
+		accts: map[string]*accountState{}, wakeM: make(chan struct{}, 1),
 	}
 	r.lock = newLockout(cfg.Lockout)
-	for i := range cfg.Upstreams {
-		u := &upstream{Upstream: cfg.Upstreams[i], idx: len(r.upList)}
-		if _, dup := r.upstreams[u.Name]; dup {
-			return nil, fmt.Errorf("relay: upstream %q defined twice", u.Name)
-		}
-		r.upstreams[u.Name] = u
-		r.upList = append(r.upList, u)
+	r.upList.Store(&[]*upstream{})
+	snap, fresh, err := compile(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
-	for name, up := range cfg.Routes {
-		u := r.upstreams[up]
-		if u == nil {
-			return nil, fmt.Errorf("relay: route %q names unknown upstream %q", name, up)
-		}
-		u.Pooled = true
-	}
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if _, dup := r.accounts[a.SystemID]; dup {
-			return nil, fmt.Errorf("relay: account %q defined twice", a.SystemID)
-		}
-		switch a.Mode {
-		case PassThrough:
-			if r.upstreams[a.Upstream] == nil {
-				return nil, fmt.Errorf("relay: account %q: unknown upstream %q", a.SystemID, a.Upstream)
-			}
-		case Pooled:
-			for _, rt := range append([]PrefixRoute{{Route: a.Route}}, a.PrefixRoutes...) {
-				if _, ok := cfg.Routes[rt.Route]; !ok {
-					return nil, fmt.Errorf("relay: pooled account %q: unknown route %q", a.SystemID, rt.Route)
-				}
-			}
-		}
-		r.accounts[a.SystemID] = a
-	}
-	for _, m := range cfg.MORules {
-		if r.accounts[m.Account] == nil {
-			return nil, fmt.Errorf("relay: MO rule names unknown account %q", m.Account)
-		}
-	}
+	r.register(fresh)
+	r.snap.Store(snap)
 	r.store = cfg.Store
 	if r.store == nil {
 		r.store = NewMemStore(func(acc string) (int, time.Duration) {
-			if a := r.accounts[acc]; a != nil {
+			if a := r.snap.Load().accounts[acc]; a != nil {
 				return a.QueueMax, a.QueueTTL
 			}
 			return 0, 0
@@ -267,20 +238,114 @@ func New(cfg Config) (*Relay, error) {
 	return r, nil
 }
 
+// snapshot is one configuration's accounts, routes, MO rules and upstreams.
+type snapshot struct {
+	accounts  map[string]*Account
+	upstreams map[string]*upstream
+	routes    map[string]string
+	moRules   []MORule
+}
+
+// compile validates cfg and builds its snapshot. Upstreams whose settings did not change
+// since prev are taken over with their links; fresh lists the new or changed ones.
+func compile(cfg Config, prev *snapshot) (*snapshot, []*upstream, error) {
+	s := &snapshot{accounts: map[string]*Account{}, upstreams: map[string]*upstream{}, routes: map[string]string{}, moRules: cfg.MORules}
+	var fresh []*upstream
+	for name, up := range cfg.Routes {
+		s.routes[name] = up
+	}
+	for i := range cfg.Upstreams {
+		nu := cfg.Upstreams[i]
+		if _, dup := s.upstreams[nu.Name]; dup {
+			return nil, nil, fmt.Errorf("relay: upstream %q defined twice", nu.Name)
+		}
+		nu.Pooled = false
+		for _, up := range cfg.Routes {
+			if up == nu.Name {
+				nu.Pooled = true
+			}
+		}
+		if prev != nil {
+			if old := prev.upstreams[nu.Name]; old != nil && old.Upstream.same(nu) {
+				s.upstreams[nu.Name] = old
+				continue
+			}
+		}
+		u := &upstream{Upstream: nu}
+		s.upstreams[nu.Name] = u
+		fresh = append(fresh, u)
+	}
+	for name, up := range cfg.Routes {
+		if s.upstreams[up] == nil {
+			return nil, nil, fmt.Errorf("relay: route %q names unknown upstream %q", name, up)
+		}
+	}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if _, dup := s.accounts[a.SystemID]; dup {
+			return nil, nil, fmt.Errorf("relay: account %q defined twice", a.SystemID)
+		}
+		switch a.Mode {
+		case PassThrough:
+			if s.upstreams[a.Upstream] == nil {
+				return nil, nil, fmt.Errorf("relay: account %q: unknown upstream %q", a.SystemID, a.Upstream)
+			}
+		case Pooled:
+			for _, rt := range append([]PrefixRoute{{Route: a.Route}}, a.PrefixRoutes...) {
+				if _, ok := cfg.Routes[rt.Route]; !ok {
+					return nil, nil, fmt.Errorf("relay: pooled account %q: unknown route %q", a.SystemID, rt.Route)
+				}
+			}
+		}
+		s.accounts[a.SystemID] = a
+	}
+	for _, m := range cfg.MORules {
+		if s.accounts[m.Account] == nil {
+			return nil, nil, fmt.Errorf("relay: MO rule names unknown account %q", m.Account)
+		}
+	}
+	return s, fresh, nil
+}
+
+// same reports whether two upstream configurations would open the same binds.
+func (u Upstream) same(o Upstream) bool {
+	a, b := u.Session, o.Session
+	return u.Name == o.Name && u.Addr == o.Addr && u.Pooled == o.Pooled && u.Bind == o.Bind && u.BindType == o.BindType &&
+		u.Binds == o.Binds && u.RxBinds == o.RxBinds && u.TPS == o.TPS && u.ReconnectMin == o.ReconnectMin &&
+		u.ReconnectMax == o.ReconnectMax && a.Window == b.Window && a.PeerWindow == b.PeerWindow && a.MaxPDUSize == b.MaxPDUSize &&
+		a.EnquireLinkInterval == b.EnquireLinkInterval && a.InactivityTimeout == b.InactivityTimeout &&
+		a.ResponseTimeout == b.ResponseTimeout && a.BindTimeout == b.BindTimeout && a.WriteTimeout == b.WriteTimeout
+}
+
+// register gives fresh upstreams their permanent index.
+func (r *Relay) register(fresh []*upstream) {
+	list := append([]*upstream(nil), *r.upList.Load()...)
+	for _, u := range fresh {
+		u.idx = len(list)
+		list = append(list, u)
+	}
+	r.upList.Store(&list)
+}
+
+func (r *Relay) upstreamAt(idx uint64) *upstream { return (*r.upList.Load())[idx] }
+
+func (r *Relay) startLink(u *upstream) {
+	u.link = smpp.NewLink(smpp.LinkConfig{
+		Name: u.Name, Addr: u.Addr, Bind: u.Bind, BindType: u.BindType, Binds: u.Binds, RxBinds: u.RxBinds,
+		TPS: u.TPS, ReconnectMin: u.ReconnectMin, ReconnectMax: u.ReconnectMax, Session: u.Session,
+		Handler: &linkHandler{r: r, u: u}, Logger: r.log,
+	})
+	u.link.Start(r.ctx)
+}
+
 // Start opens the pooled upstream links and the receipt matcher. They run until ctx is done
 // or Close.
 func (r *Relay) Start(ctx context.Context) {
 	r.ctx, r.cancel = context.WithCancel(ctx)
-	for _, u := range r.upList {
-		if !u.Pooled {
-			continue
+	for _, u := range r.snap.Load().upstreams {
+		if u.Pooled {
+			r.startLink(u)
 		}
-		u.link = smpp.NewLink(smpp.LinkConfig{
-			Name: u.Name, Addr: u.Addr, Bind: u.Bind, BindType: u.BindType, Binds: u.Binds, RxBinds: u.RxBinds,
-			TPS: u.TPS, ReconnectMin: u.ReconnectMin, ReconnectMax: u.ReconnectMax, Session: u.Session,
-			Handler: &linkHandler{r: r, u: u}, Logger: r.log,
-		})
-		u.link.Start(r.ctx)
 	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.matchLoop() }()
@@ -288,7 +353,7 @@ func (r *Relay) Start(ctx context.Context) {
 
 // Close stops the links (unbinding them up to ctx) and the relay's goroutines.
 func (r *Relay) Close(ctx context.Context) error {
-	for _, u := range r.upList {
+	for _, u := range *r.upList.Load() {
 		if u.link != nil {
 			u.link.Close(ctx)
 		}
@@ -303,7 +368,7 @@ func (r *Relay) Close(ctx context.Context) error {
 // Links returns the pooled upstream links by upstream name.
 func (r *Relay) Links() map[string]*smpp.Link {
 	out := map[string]*smpp.Link{}
-	for _, u := range r.upList {
+	for _, u := range r.snap.Load().upstreams {
 		if u.link != nil {
 			out[u.Name] = u.link
 		}
@@ -368,7 +433,7 @@ func (r *Relay) Server(cfg smpp.Config, maxConns int) *smpp.Server {
 // Deliver queues a deliver_sm or data_sm frame (built by the caller, e.g. a receipt for a
 // message the hook answered itself) for the account's receivers.
 func (r *Relay) Deliver(account string, frame []byte) error {
-	if r.accounts[account] == nil {
+	if r.snap.Load().accounts[account] == nil {
 		return fmt.Errorf("relay: unknown account %q", account)
 	}
 	if err := r.store.Enqueue(account, frame); err != nil {
@@ -413,7 +478,7 @@ func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 		// Only a message that asked for a receipt (registered_delivery) is correlated.
 		if err == nil && resp.Status() == smpp.StatusOK && ref.Aux&auxReceipt != 0 {
 			if e, ok := ref.Value.(*esme); ok && e.acct != nil {
-				u := r.upList[upIdx]
+				u := r.upstreamAt(upIdx)
 				r.corr.add(resp.CString(smpp.FieldMessageID), origin{account: e.acct.SystemID, upstream: u.Name})
 				if r.heldN.Load() > 0 {
 					select {
@@ -559,7 +624,7 @@ func (h *linkHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
 		return
 	}
 	dest := p.CString(smpp.FieldDestinationAddr)
-	for _, m := range r.cfg.MORules {
+	for _, m := range r.snap.Load().moRules {
 		if (m.Upstream == "" || m.Upstream == h.u.Name) && strings.HasPrefix(strings.TrimPrefix(dest, "+"), strings.TrimPrefix(m.DestPrefix, "+")) {
 			r.st.moRouted.Add(1)
 			r.deliver(m.Account, up, p)
@@ -788,7 +853,7 @@ func (e *esme) bind(p *smpp.PDU) {
 		e.refuseBind(p, smpp.StatusBindFail, why)
 		return
 	}
-	a := r.accounts[sysID]
+	a := r.snap.Load().accounts[sysID]
 	if a == nil {
 		done()
 		r.lock.failed(ip, sysID)
@@ -837,7 +902,7 @@ func (e *esme) bind(p *smpp.PDU) {
 	// not hold the reader, so it runs on its own goroutine.
 	go func() {
 		defer done()
-		u := r.upstreams[a.Upstream]
+		u := r.snap.Load().upstreams[a.Upstream]
 		esmeSeq := p.Seq()
 		ctx, cancel := context.WithTimeout(e.ctx, bindTimeout(u.Session))
 		defer cancel()
@@ -981,6 +1046,10 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 	r := e.r
 	seq := p.Seq()
 	a, up := e.acct, e.up
+	snap := r.snap.Load()
+	if cur := snap.accounts[a.SystemID]; cur != nil {
+		a = cur // routes as reloaded
+	}
 	if a.Mode == PassThrough && route == "" {
 		if up == nil {
 			e.s.Respond(p, smpp.StatusSysErr, "")
@@ -994,12 +1063,12 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 	}
 	var u *upstream
 	if strings.HasPrefix(route, "@") {
-		u = r.upstreams[route[1:]]
+		u = snap.upstreams[route[1:]]
 	} else {
 		if route == "" {
 			route = a.routeFor(p.Field(smpp.FieldDestinationAddr))
 		}
-		u = r.upstreams[r.cfg.Routes[route]]
+		u = snap.upstreams[snap.routes[route]]
 	}
 	if u == nil || u.link == nil {
 		r.log.Warn("relay: no pooled upstream for route", zap.String("account", a.SystemID), zap.String("route", route))

@@ -1,0 +1,198 @@
+package admin
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names.
+const (
+	MetricRelayEvents        = "smppguard_relay_events_total"
+	MetricQueueDepth         = "smppguard_receiver_queue_depth"
+	MetricESMESessions       = "smppguard_esme_sessions"
+	MetricESMEPDUs           = "smppguard_esme_pdus_total"
+	MetricUpstreamBinds      = "smppguard_upstream_binds"
+	MetricUpstreamReconnects = "smppguard_upstream_reconnects_total"
+	MetricOTPMessages        = "smppguard_otp_messages_total"
+	MetricOTPDecisions       = "smppguard_otp_decisions_total"
+	MetricLookups            = "smppguard_lookups_total"
+	MetricLookupErrors       = "smppguard_lookup_errors_total"
+	MetricLookupBreakerOpen  = "smppguard_lookup_breaker_open"
+	MetricLookupBreakerOpens = "smppguard_lookup_breaker_opens_total"
+	MetricReady              = "smppguard_ready"
+)
+
+// collector reads the Source at scrape time; nothing is counted on the hot path.
+type collector struct {
+	src Source
+
+	relayEvents, queueDepth, esmeSessions, esmePDUs, upBinds, upReconnects,
+	otpMessages, otpDecisions, lookups, lookupErrors, breakerOpen, breakerOpens,
+	ready *prometheus.Desc
+
+	// ESME PDU counts are kept per account over closed sessions too, so that
+	// smppguard_esme_pdus_total does not fall when a session goes away.
+	mu      sync.Mutex
+	live    map[sessionKey][2]uint64 // last seen rx, tx of each live session
+	retired map[string][2]uint64     // per account: rx, tx of sessions gone
+}
+
+type sessionKey struct {
+	account, bindType, peer string
+	since                   time.Time
+}
+
+func newCollector(src Source) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &collector{
+		src:          src,
+		relayEvents:  d(MetricRelayEvents, "Relay events by kind (binds, receipts, MOs, queue, upstream failures).", "event"),
+		queueDepth:   d(MetricQueueDepth, "Receipts and MOs held for an account until a receiver binds.", "account"),
+		esmeSessions: d(MetricESMESessions, "Bound ESME sessions.", "account", "bind_type"),
+		esmePDUs:     d(MetricESMEPDUs, "PDUs exchanged with ESMEs (rx: from the ESME, tx: to it), closed sessions included.", "account", "direction"),
+		upBinds:      d(MetricUpstreamBinds, "Upstream bind slots by state.", "upstream", "state"),
+		upReconnects: d(MetricUpstreamReconnects, "Upstream reconnects.", "upstream"),
+		otpMessages:  d(MetricOTPMessages, "Messages seen by the OTP interceptor, by kind (seen, otp, saturated, panic).", "kind"),
+		otpDecisions: d(MetricOTPDecisions, "OTP decisions by action.", "action"),
+		lookups:      d(MetricLookups, "Look-ups per provider by outcome (hit, miss, call, shed).", "provider", "outcome"),
+		lookupErrors: d(MetricLookupErrors, "Look-up errors per provider by kind.", "provider", "kind"),
+		breakerOpen:  d(MetricLookupBreakerOpen, "1 when the provider's circuit breaker is open.", "provider"),
+		breakerOpens: d(MetricLookupBreakerOpens, "Times the provider's circuit breaker opened.", "provider"),
+		ready:        d(MetricReady, "1 when the proxy is ready to serve."),
+		live:         map[sessionKey][2]uint64{},
+		retired:      map[string][2]uint64{},
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.relayEvents, c.queueDepth, c.esmeSessions, c.esmePDUs, c.upBinds, c.upReconnects,
+		c.otpMessages, c.otpDecisions, c.lookups, c.lookupErrors, c.breakerOpen, c.breakerOpens, c.ready,
+	} {
+		ch <- d
+	}
+}
+
+// otpKind maps Counters.OTP keys to the kind label.
+func otpKind(k string) string {
+	switch k {
+	case "otps":
+		return "otp"
+	case "panics":
+		return "panic"
+	}
+	return k
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+
+	cn := c.src.Counters()
+	for ev, v := range cn.Relay {
+		counter(c.relayEvents, v, ev)
+	}
+	for acct, v := range cn.QueueDepth {
+		gauge(c.queueDepth, float64(v), acct)
+	}
+	otp := map[string]uint64{}
+	for k, v := range cn.OTP {
+		otp[otpKind(k)] += v
+	}
+	for k, v := range otp {
+		counter(c.otpMessages, v, k)
+	}
+	for a, v := range cn.Decisions {
+		counter(c.otpDecisions, v, a)
+	}
+	for p, pc := range cn.Lookups {
+		counter(c.lookups, pc.Hits, p, "hit")
+		counter(c.lookups, pc.Misses, p, "miss")
+		counter(c.lookups, pc.Calls, p, "call")
+		counter(c.lookups, pc.Shed, p, "shed")
+		for kind, v := range pc.ErrorsByKind {
+			counter(c.lookupErrors, v, p, kind)
+		}
+		gauge(c.breakerOpen, b2f(pc.BreakerState == "open"), p)
+		counter(c.breakerOpens, pc.BreakerOpens, p)
+	}
+
+	c.collectSessions(c.src.Sessions(), counter, gauge)
+
+	binds := map[[2]string]int{}
+	reconnects := map[string]uint64{}
+	for _, l := range c.src.Links() {
+		binds[[2]string{l.Upstream, l.State}]++
+		reconnects[l.Upstream] += l.Reconnects
+	}
+	for k, n := range binds {
+		gauge(c.upBinds, float64(n), k[0], k[1])
+	}
+	for u, v := range reconnects {
+		counter(c.upReconnects, v, u)
+	}
+
+	ok, _ := c.src.Ready()
+	gauge(c.ready, b2f(ok))
+}
+
+func (c *collector) collectSessions(sessions []SessionInfo, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
+	count := map[[2]string]int{}
+	pdus := map[string][2]uint64{}
+
+	c.mu.Lock()
+	seen := make(map[sessionKey][2]uint64, len(sessions))
+	for _, s := range sessions {
+		count[[2]string{s.Account, s.BindType}]++
+		k := sessionKey{s.Account, s.BindType, s.Peer, s.Since}
+		v := seen[k]
+		v[0] += s.RxPDUs
+		v[1] += s.TxPDUs
+		seen[k] = v
+	}
+	// Sessions gone since the last scrape keep their last counts in retired.
+	for k, v := range c.live {
+		if _, ok := seen[k]; !ok {
+			r := c.retired[k.account]
+			r[0] += v[0]
+			r[1] += v[1]
+			c.retired[k.account] = r
+		}
+	}
+	c.live = seen
+	for acct, r := range c.retired {
+		pdus[acct] = r
+	}
+	for k, v := range seen {
+		p := pdus[k.account]
+		p[0] += v[0]
+		p[1] += v[1]
+		pdus[k.account] = p
+	}
+	c.mu.Unlock()
+
+	for k, n := range count {
+		gauge(c.esmeSessions, float64(n), k[0], k[1])
+	}
+	for acct, p := range pdus {
+		counter(c.esmePDUs, p[0], acct, "rx")
+		counter(c.esmePDUs, p[1], acct, "tx")
+	}
+}

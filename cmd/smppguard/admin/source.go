@@ -1,0 +1,89 @@
+// Package admin is smppguard's admin HTTP listener: health and readiness probes, JSON
+// views of the ESME sessions, upstream binds and recent OTP decisions, a manual check,
+// a config reload, and Prometheus metrics. It is separate from the SMPP listeners and
+// knows nothing of the relay or the interceptor: the caller implements Source.
+package admin
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Source is what the admin listener reads and drives. The caller (cmd/smppguard)
+// implements it over the relay, the interceptor and the check guards. Every method may be
+// called concurrently, from HTTP handlers and from Prometheus scrapes.
+type Source interface {
+	// Sessions lists the bound ESME sessions.
+	Sessions() []SessionInfo
+	// Links lists the upstream binds (one entry per bind slot).
+	Links() []LinkInfo
+	// Ready reports whether the proxy can serve: config loaded and at least one upstream
+	// bind per route up. why explains a false answer.
+	Ready() (ready bool, why string)
+	// Check runs the configured checks for msisdn as an OTP from account would get them
+	// now (the CLI `check`) and returns a JSON-able value. Wrap ErrInvalid or ErrNotFound
+	// to choose a 400 or 404 answer; other errors give 500 (504 on a deadline).
+	Check(ctx context.Context, account, msisdn string) (any, error)
+	// Reload re-reads the config. An error means the new config was refused (answered
+	// 400 with the reason); the running config stays.
+	Reload(ctx context.Context) (summary any, err error)
+	// Counters is a snapshot of the counters, read at scrape time.
+	Counters() Counters
+}
+
+// SessionInfo describes one ESME session.
+type SessionInfo struct {
+	Account      string    `json:"account"`
+	BindType     string    `json:"bind_type"`
+	Peer         string    `json:"peer"`
+	State        string    `json:"state"`
+	Since        time.Time `json:"since,omitzero"`
+	WindowInUse  int       `json:"window_in_use"`
+	PeerInFlight int       `json:"peer_in_flight"`
+	RxPDUs       uint64    `json:"rx_pdus"`
+	TxPDUs       uint64    `json:"tx_pdus"`
+	Throttled    uint64    `json:"throttled"`
+	Timeouts     uint64    `json:"timeouts"`
+}
+
+// LinkInfo describes one upstream bind slot.
+type LinkInfo struct {
+	Upstream   string    `json:"upstream"`
+	Slot       int       `json:"slot"`
+	BindType   string    `json:"bind_type"`
+	State      string    `json:"state"`
+	Since      time.Time `json:"since,omitzero"`
+	Reconnects uint64    `json:"reconnects"`
+	LastError  string    `json:"last_error,omitempty"`
+	InFlight   int       `json:"in_flight"`
+}
+
+// Counters is a snapshot of the proxy's counters for the metrics.
+type Counters struct {
+	// Relay counts relay events by name: binds_ok, binds_refused, receipts_matched,
+	// receipts_unknown, mos_routed, queued, queue_full, queue_delivered, upstream_failures…
+	Relay map[string]uint64
+	// QueueDepth is the number of receipts and MOs held per account.
+	QueueDepth map[string]int
+	// OTP counts interceptor messages: seen, otps, saturated, panics (the singular forms
+	// otp and panic are accepted too).
+	OTP map[string]uint64
+	// Decisions counts OTP decisions by action.
+	Decisions map[string]uint64
+	// Lookups holds the look-up counters per provider.
+	Lookups map[string]ProviderCounters
+}
+
+// ProviderCounters are one look-up provider's counters.
+type ProviderCounters struct {
+	Hits, Misses, Calls, Shed, BreakerOpens uint64
+	ErrorsByKind                            map[string]uint64
+	BreakerState                            string // "closed", "open", "half-open"
+}
+
+// Errors a Source may wrap to choose the HTTP status of a failed Check.
+var (
+	ErrInvalid  = errors.New("invalid request")
+	ErrNotFound = errors.New("not found")
+)
