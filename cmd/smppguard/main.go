@@ -48,6 +48,7 @@ commands:
                  to it would get now: smppguard check -c F +447700900123
   fake-smsc      run the bundled fake SMSC (smppguard fake-smsc -h for flags)
   fake-carrier   run the bundled fake carrier API (CAMARA + OAuth2 token endpoint)
+  send           bind, submit one message, print the response and its receipt
   load           run the load generator (smppguard load -h for flags)
   bench          run the same load direct to a fake SMSC and through smppguard,
                  each in its own process, and print the ratios
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = check(ctx, args[1:], stdout, stderr)
 	case "load":
 		err = load(ctx, args[1:], stdout, stderr)
+	case "send":
+		err = send(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

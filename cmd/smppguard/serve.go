@@ -278,8 +278,14 @@ func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Se
 			fmt.Fprintf(w, "    system_id=%-10s password=%s  pooled, route %q\n", a.SystemID, a.Password, a.Route)
 		}
 	}
-	if cfg.Account("bank") != nil {
-		fmt.Fprintf(w, "  try (another terminal): go run ./cmd/smppguard load -addr %s -system-id bank -password %s -n 1000 -dlr\n", addr, cfg.Account("bank").Password)
+	if b := cfg.Account("bank"); b != nil {
+		fmt.Fprintln(w, "  try, in another terminal:")
+		if carrier != nil && b.Policy != "" {
+			fmt.Fprintf(w, "    go run ./cmd/smppguard send -addr %s -dst 447700900003   # clean number: OTP allowed\n", addr)
+			fmt.Fprintf(w, "    go run ./cmd/smppguard send -addr %s -dst 447700900001   # SIM swapped: rejected\n", addr)
+			fmt.Fprintf(w, "    go run ./cmd/smppguard send -addr %s -dst 447700900002   # diverted: rerouted to the voice route\n", addr)
+		}
+		fmt.Fprintf(w, "    go run ./cmd/smppguard load -addr %s -system-id bank -password %s -n 1000 -dlr\n", addr, b.Password)
 	}
 	fmt.Fprintln(w, "  stop with Ctrl-C")
 }
