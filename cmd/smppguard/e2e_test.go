@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,6 +396,26 @@ func TestE2ESandboxDefault(t *testing.T) {
 	}
 	if res.OK != 100 || res.DLRs != 100 {
 		t.Fatalf("sandbox: ok %d receipts %d errors %v", res.OK, res.DLRs, res.ErrorsByStatus)
+	}
+	// The three demo OTPs the banner suggests, and what the admin API recorded for them.
+	for _, demo := range []struct{ dst, want string }{
+		{"447700900003", "ESME_ROK"}, {"447700900001", "ESME_RSUBMITFAIL"}, {"447700900002", "ESME_ROK"},
+	} {
+		out, err := binCommand("send", "-dst", demo.dst, "-dlr", "0").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), demo.want) {
+			t.Fatalf("send to %s: %v\n%s", demo.dst, err, out)
+		}
+	}
+	resp, err := http.Get("http://127.0.0.1:8080/api/v1/decisions?account=bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"destination":"********0003"`, `"action":"reject"`, `"action":"reroute"`, `"route":"voice"`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("sandbox decisions lack %s:\n%s", want, body)
+		}
 	}
 	if err := p.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
