@@ -275,6 +275,41 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json (default) or console.
 	Format string `yaml:"format"`
+	// Levels override Level per component ("" = Level).
+	Levels LogLevels `yaml:"levels"`
+	// PDUDebug logs PDUs with hex dumps at debug level of the session component, one in
+	// PDUSample (default 100); bind PDUs are never dumped (they carry passwords).
+	PDUDebug  bool `yaml:"pdu_debug"`
+	PDUSample int  `yaml:"pdu_sample"`
+}
+
+// LogLevels are per-component log levels.
+type LogLevels struct {
+	Relay   string `yaml:"relay"`
+	Session string `yaml:"session"`
+	OTP     string `yaml:"otp"`
+	Checks  string `yaml:"checks"`
+	Admin   string `yaml:"admin"`
+	Sandbox string `yaml:"sandbox"`
+}
+
+// Of returns the level for a component name, or "" when it has none.
+func (l LogLevels) Of(component string) string {
+	switch component {
+	case "relay":
+		return l.Relay
+	case "session":
+		return l.Session
+	case "otp":
+		return l.OTP
+	case "checks", "oauth":
+		return l.Checks
+	case "admin":
+		return l.Admin
+	case "fake-smsc", "fake-carrier":
+		return l.Sandbox
+	}
+	return ""
 }
 
 // Upstream returns the upstream with the given name, or nil.

@@ -173,8 +173,11 @@ type OTP struct {
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ConcatTimeout: how long parts of a concatenated message wait for the rest; default 5s.
 	ConcatTimeout Duration `yaml:"concat_timeout"`
-	// AuditFile, if set, gets one JSON line per OTP decision.
-	AuditFile string `yaml:"audit_file"`
+	// AuditFile, if set, gets one JSON line per OTP decision. It rotates at AuditMaxSizeMB
+	// (default 100) and keeps AuditMaxFiles old files (default 10).
+	AuditFile      string `yaml:"audit_file"`
+	AuditMaxSizeMB int    `yaml:"audit_max_size_mb"`
+	AuditMaxFiles  int    `yaml:"audit_max_files"`
 	// MaskKeep: trailing digits of numbers left visible in logs and audit; default 4.
 	MaskKeep int `yaml:"mask_keep"`
 }
@@ -304,6 +307,15 @@ func applyOTPDefaults(c *Config, unset func(string, bool) bool) {
 	if unset("otp.concat_timeout", c.OTP.ConcatTimeout == 0) {
 		c.OTP.ConcatTimeout = Duration(5 * time.Second)
 	}
+	if unset("log.pdu_sample", c.Log.PDUSample == 0) {
+		c.Log.PDUSample = 100
+	}
+	if unset("otp.audit_max_size_mb", c.OTP.AuditMaxSizeMB == 0) {
+		c.OTP.AuditMaxSizeMB = 100
+	}
+	if unset("otp.audit_max_files", c.OTP.AuditMaxFiles == 0) {
+		c.OTP.AuditMaxFiles = 10
+	}
 	if unset("otp.mask_keep", c.OTP.MaskKeep == 0) {
 		c.OTP.MaskKeep = 4
 	}
@@ -424,6 +436,8 @@ func (v *validator) otp(c *Config) {
 	v.atLeast("otp.max_in_flight", c.OTP.MaxInFlight, 1)
 	v.positive("otp.concat_timeout", c.OTP.ConcatTimeout)
 	v.atLeast("otp.mask_keep", c.OTP.MaskKeep, 0)
+	v.atLeast("otp.audit_max_size_mb", c.OTP.AuditMaxSizeMB, 1)
+	v.atLeast("otp.audit_max_files", c.OTP.AuditMaxFiles, 1)
 }
 
 func (v *validator) outcome(c *Config, p string, o Outcome) {

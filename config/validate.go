@@ -460,4 +460,11 @@ func (v *validator) log(c *Config) {
 	if !oneOf(c.Log.Format, "json", "console") {
 		v.add("log.format", "%q is not a format; use json (default) or console", c.Log.Format)
 	}
+	for _, f := range []struct{ key, val string }{{"relay", c.Log.Levels.Relay}, {"session", c.Log.Levels.Session}, {"otp", c.Log.Levels.OTP},
+		{"checks", c.Log.Levels.Checks}, {"admin", c.Log.Levels.Admin}, {"sandbox", c.Log.Levels.Sandbox}} {
+		if f.val != "" && !oneOf(f.val, "debug", "info", "warn", "error") {
+			v.add("log.levels."+f.key, "%q is not a level; use debug, info, warn or error (or omit it to use log.level)", f.val)
+		}
+	}
+	v.atLeast("log.pdu_sample", c.Log.PDUSample, 1)
 }

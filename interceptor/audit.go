@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // AuditRecord is the one structured record every OTP decision produces.
@@ -74,6 +77,20 @@ func NewJSONLines(w io.Writer) *JSONLines {
 		j.c = c
 	}
 	return j
+}
+
+// OpenRotatingAudit appends JSON lines to path (created 0600), rotating it when it reaches
+// maxSizeMB and keeping maxFiles old files (gopkg.in/natefinch/lumberjack.v2).
+func OpenRotatingAudit(path string, maxSizeMB, maxFiles int) (*JSONLines, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit file: %w", err)
+	}
+	f.Close()
+	return NewJSONLines(&lumberjack.Logger{Filename: path, MaxSize: maxSizeMB, MaxBackups: maxFiles}), nil
 }
 
 // OpenAuditFile appends JSON lines to path (created 0600).

@@ -79,6 +79,9 @@ type Config struct {
 	// OnClose, if set, is called once after the session closed and every pending request
 	// got its ErrClosed.
 	OnClose func(s *Session, err error)
+	// Trace, if set, sees every frame read (rx true) and written, for debug logging. It must
+	// not keep or modify the frame and must be cheap: it runs on the reader and the writer.
+	Trace func(s *Session, rx bool, frame []byte)
 }
 
 func (c Config) withDefaults() Config {
@@ -521,6 +524,9 @@ func (s *Session) readLoop() {
 		}
 		s.rxPDUs.Add(1)
 		s.lastRecv.Store(time.Now().UnixNano())
+		if s.cfg.Trace != nil {
+			s.cfg.Trace(s, true, frame)
+		}
 		p, err := Parse(frame)
 		if err != nil {
 			s.rejectMalformed(p, err)
@@ -674,6 +680,9 @@ func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
 			return false
 		}
 		s.txPDUs.Add(1)
+		if s.cfg.Trace != nil {
+			s.cfg.Trace(s, false, b)
+		}
 		select {
 		case b = <-s.out:
 			continue

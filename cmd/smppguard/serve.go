@@ -130,7 +130,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *logLevel != "" {
 		cfg.Log.Level = *logLevel
 	}
-	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, stderr)
+	log, err := newConfiguredLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		a.decisions = admin.NewDecisionLog(cfg.Admin.Decisions)
 	}
 	if cfg.OTP.AuditFile != "" {
-		if a.audit, err = interceptor.OpenAuditFile(cfg.OTP.AuditFile); err != nil {
+		if a.audit, err = interceptor.OpenRotatingAudit(cfg.OTP.AuditFile, cfg.OTP.AuditMaxSizeMB, cfg.OTP.AuditMaxFiles); err != nil {
 			return err
 		}
 		defer a.audit.Close()
@@ -300,10 +300,14 @@ func sessionConfig(cfg *config.Config, window int, log *zap.Logger) smpp.Config 
 	if eli == 0 {
 		eli = -1 // disabled
 	}
-	return smpp.Config{
+	sc := smpp.Config{
 		Window: window, MaxPDUSize: s.MaxPDUSize, EnquireLinkInterval: eli, InactivityTimeout: s.InactivityTimeout.D(),
 		ResponseTimeout: s.ResponseTimeout.D(), BindTimeout: s.BindTimeout.D(), WriteTimeout: s.WriteTimeout.D(), Logger: log,
 	}
+	if cfg.Log.PDUDebug {
+		sc.Trace = pduTracer(log, cfg.Log.PDUSample)
+	}
+	return sc
 }
 
 var bindIDs = map[string]smpp.CommandID{
@@ -325,7 +329,7 @@ func relayConfig(cfg *config.Config, hook *otpHook, log *zap.Logger) relay.Confi
 	rc.Hook = hook
 	for _, u := range cfg.Upstreams {
 		up := relay.Upstream{
-			Name: u.Name, Addr: u.Address, Session: sessionConfig(cfg, u.Window, log),
+			Name: u.Name, Addr: u.Address, Session: sessionConfig(cfg, u.Window, log.Named("session")),
 			Bind: smpp.BindParams{SystemID: u.SystemID, Password: u.Password, SystemType: u.SystemType,
 				AddrTON: byte(u.AddrTON), AddrNPI: byte(u.AddrNPI), AddressRange: u.AddressRange},
 			Binds: u.Binds, TPS: u.TPS, ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(),
