@@ -52,14 +52,20 @@ type Config struct {
 	Audit AuditSink
 	// MaskKeep is how many trailing digits of a number stay visible in logs and audit. Default 4.
 	MaskKeep int
-	Logger   *zap.Logger
-	Now      func() time.Time
+	// ObserveLookup, if set, gets every provider look-up's duration and outcome (risky,
+	// clean, unknown, error), for metrics.
+	ObserveLookup func(provider, signal, outcome string, d time.Duration)
+	Logger        *zap.Logger
+	Now           func() time.Time
 }
 
 // Stats are the interceptor's counters.
 type Stats struct {
 	Seen, OTPs, Pending, Saturated, Panics uint64
 	ByAction                               map[Action]uint64
+	// ByRule counts OTP decisions by the rule that marked the message; ByCause by action and
+	// cause ("reject|sim_swap:risky").
+	ByRule, ByCause map[string]uint64
 }
 
 // Interceptor is the OTP decision chain.
@@ -71,6 +77,7 @@ type Interceptor struct {
 	sem                                    chan struct{}
 	mu                                     sync.Mutex
 	actions                                map[Action]uint64
+	rules, causes                          map[string]uint64
 	seen, otps, pending, saturated, panics atomic.Uint64
 }
 
@@ -116,7 +123,8 @@ func New(cfg Config) (*Interceptor, error) {
 			p.OnSaturated = SaturatedThrottle
 		}
 	}
-	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), actions: map[Action]uint64{}}
+	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), actions: map[Action]uint64{},
+		rules: map[string]uint64{}, causes: map[string]uint64{}}
 	var h Handler = HandlerFunc(func(context.Context, *Message) error { return nil })
 	steps := ic.chainOrder()
 	for i := len(steps) - 1; i >= 0; i-- {
@@ -150,8 +158,17 @@ func (ic *Interceptor) Stats() Stats {
 	for k, v := range ic.actions {
 		by[k] = v
 	}
+	rules := make(map[string]uint64, len(ic.rules))
+	for k, v := range ic.rules {
+		rules[k] = v
+	}
+	causes := make(map[string]uint64, len(ic.causes))
+	for k, v := range ic.causes {
+		causes[k] = v
+	}
 	ic.mu.Unlock()
-	return Stats{Seen: ic.seen.Load(), OTPs: ic.otps.Load(), Pending: ic.pending.Load(), Saturated: ic.saturated.Load(), Panics: ic.panics.Load(), ByAction: by}
+	return Stats{Seen: ic.seen.Load(), OTPs: ic.otps.Load(), Pending: ic.pending.Load(), Saturated: ic.saturated.Load(), Panics: ic.panics.Load(),
+		ByAction: by, ByRule: rules, ByCause: causes}
 }
 
 var allow = Decision{Action: ActionAllow, Reason: "not an OTP"}
@@ -292,6 +309,7 @@ func (ic *Interceptor) run(ctx context.Context, p *Policy, m *Message, done Reso
 		} else {
 			m.Decision = Decision{Action: ActionReject, Status: smpp.StatusThrottled, Reason: "look-ups saturated: throttled"}
 		}
+		m.Decision.Cause = "saturated"
 		ic.record(p, m)
 		go done(m) // resolve is documented as coming from another goroutine
 		return
@@ -306,10 +324,12 @@ func (ic *Interceptor) run(ctx context.Context, p *Policy, m *Message, done Reso
 					ic.panics.Add(1)
 					ic.log.Error("interceptor: panic in chain", zap.Any("panic", r), zap.Stack("stack"))
 					m.Decision = ic.failPolicy(p, fmt.Sprintf("internal error: %v", r))
+					m.Decision.Cause = "panic"
 				}
 			}()
 			if err := ic.chain.Serve(withPolicy(lctx, p), m); err != nil {
 				m.Decision = ic.failPolicy(p, err.Error())
+				m.Decision.Cause = "error"
 			}
 		}()
 		ic.record(p, m)
@@ -334,6 +354,8 @@ func (ic *Interceptor) record(p *Policy, m *Message) {
 	}
 	ic.mu.Lock()
 	ic.actions[m.Decision.Action]++
+	ic.rules[m.Rule]++
+	ic.causes[string(m.Decision.Action)+"|"+m.Decision.Cause]++
 	ic.mu.Unlock()
 	if ic.cfg.Audit != nil {
 		ic.cfg.Audit.Record(ic.auditRecord(p, m))
@@ -397,7 +419,24 @@ func (s lookupStep) Wrap(next Handler) Handler {
 func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) SignalOutcome {
 	start := time.Now()
 	res, err := ic.cfg.Providers[c.Provider].Check(ctx, checks.Query{MSISDN: m.MSISDN, Signal: c.Signal, MaxAge: c.MaxAge, CorrelationID: m.CorrelationID})
-	return ic.outcome(c, m, res, err, time.Since(start))
+	so := ic.outcome(c, m, res, err, time.Since(start))
+	if ic.cfg.ObserveLookup != nil && !so.Cached {
+		ic.cfg.ObserveLookup(c.Provider, string(c.Signal), so.kind(), so.Latency)
+	}
+	return so
+}
+
+// kind is the outcome class of a look-up: error, unknown, risky or clean.
+func (so SignalOutcome) kind() string {
+	switch {
+	case so.Err != "":
+		return "error"
+	case so.unknown:
+		return "unknown"
+	case so.Risky:
+		return "risky"
+	}
+	return "clean"
 }
 
 // outcome turns one provider answer into the signal the decision and the audit see.
@@ -475,6 +514,7 @@ func (s decideStep) Wrap(next Handler) Handler {
 // Decide is the decision table: pure, so it is tested for every combination.
 func Decide(p *Policy, signals []SignalOutcome) Decision {
 	best := Outcome{Action: ActionAllow}
+	cause := "none"
 	var reasons []string
 	for i, c := range p.Checks {
 		if i >= len(signals) {
@@ -498,12 +538,15 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 		}
 		if severity(o.Action) > severity(best.Action) {
 			best = o
+			cause = string(c.Signal) + ":" + so.kind()
 		}
 	}
 	if len(reasons) == 0 {
 		reasons = append(reasons, "no checks configured")
 	}
-	return best.decision(strings.Join(reasons, "; "))
+	d := best.decision(strings.Join(reasons, "; "))
+	d.Cause = cause
+	return d
 }
 
 func orAllow(a Action) Action {

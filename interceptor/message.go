@@ -88,6 +88,9 @@ type Decision struct {
 	// Drop: the receipt to send when registered_delivery asks for one.
 	ReceiptStat string `json:"receipt_stat,omitempty"` // REJECTD or UNDELIV
 	ReceiptErr  int    `json:"receipt_err,omitempty"`
-	Reason      string `json:"reason"`           // in words, for the audit record
-	Shadow      bool   `json:"shadow,omitempty"` // decided but not enforced (shadow mode)
+	Reason      string `json:"reason"` // in words, for the audit record
+	// Cause is the check and outcome class that decided it ("sim_swap:risky",
+	// "call_forwarding:error"), "none", "saturated", "error" or "panic": a label for metrics.
+	Cause  string `json:"cause,omitempty"`
+	Shadow bool   `json:"shadow,omitempty"` // decided but not enforced (shadow mode)
 }

@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -29,7 +30,17 @@ func (e *BindError) Unwrap() error { return e.Status }
 // peer refuses the bind the session is closed and the error is a *BindError; the response
 // is still returned so a relay can forward it.
 func Dial(ctx context.Context, addr string, bind *PDU, h Handler, cfg Config) (*Session, *PDU, error) {
-	var d net.Dialer
+	return DialWith(ctx, &net.Dialer{}, addr, bind, h, cfg)
+}
+
+// Dialer opens connections; *net.Dialer and *tls.Dialer satisfy it.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// DialWith is Dial over d: with a *tls.Dialer the TLS handshake is part of DialContext and
+// so bounded by ctx, like the bind.
+func DialWith(ctx context.Context, d Dialer, addr string, bind *PDU, h Handler, cfg Config) (*Session, *PDU, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("smpp: dial %s: %w", addr, err)
@@ -66,6 +77,9 @@ type LinkConfig struct {
 	Logger  *zap.Logger
 	// OnBind, if set, is called when a bind comes up (err nil) or fails or drops (err set).
 	OnBind func(l *Link, s *Session, err error)
+	// TLS, if set, wraps every bind's connection in TLS (see ClientTLSConfig); nil = plain
+	// TCP. The handshake is bounded by the bind timeout.
+	TLS *tls.Config
 }
 
 // BindHealth is the state of one bind slot.
@@ -274,7 +288,11 @@ func (l *Link) bindOnce(ctx context.Context, sl *slot) (*Session, error) {
 	}
 	bctx, cancel := context.WithTimeout(ctx, l.sessionBindTimeout())
 	defer cancel()
-	s, _, err := Dial(bctx, l.cfg.Addr, p, l.cfg.Handler, l.cfg.Session)
+	var d Dialer = &net.Dialer{}
+	if l.cfg.TLS != nil {
+		d = &tls.Dialer{Config: l.cfg.TLS}
+	}
+	s, _, err := DialWith(bctx, d, l.cfg.Addr, p, l.cfg.Handler, l.cfg.Session)
 	return s, err
 }
 

@@ -115,7 +115,14 @@ func (srv *Server) start(c net.Conn, log *zap.Logger) {
 	var h lateHandler
 	s := NewSession(c, SideSMSC, &h, cfg)
 	srv.mu.Lock()
-	srv.sessions[s] = struct{}{}
+	// A peer that hangs up at once can close the session, and run OnClose's delete, before
+	// this line: registering it then would leave a ghost counting against MaxConns for ever.
+	// OnClose runs only after closing is closed, so checking it under mu is race-free.
+	select {
+	case <-s.closing:
+	default:
+		srv.sessions[s] = struct{}{}
+	}
 	srv.mu.Unlock()
 	if srv.NewHandler != nil {
 		h.set(srv.NewHandler(s))

@@ -41,6 +41,8 @@ type Ref struct {
 	Seq     uint32
 	Aux     uint64
 	Value   any
+	// Start is when the caller received the request (unix nanos), for latency metrics.
+	Start int64
 }
 
 // ResponseHandler receives the response to a request sent with Session.Send.
@@ -82,6 +84,8 @@ type Config struct {
 	// Trace, if set, sees every frame read (rx true) and written, for debug logging. It must
 	// not keep or modify the frame and must be cheap: it runs on the reader and the writer.
 	Trace func(s *Session, rx bool, frame []byte)
+	// Counts, if set, counts every frame read and written by command and status.
+	Counts *PDUCounts
 }
 
 func (c Config) withDefaults() Config {
@@ -527,6 +531,9 @@ func (s *Session) readLoop() {
 		if s.cfg.Trace != nil {
 			s.cfg.Trace(s, true, frame)
 		}
+		if s.cfg.Counts != nil {
+			s.cfg.Counts.add(true, frame)
+		}
 		p, err := Parse(frame)
 		if err != nil {
 			s.rejectMalformed(p, err)
@@ -683,6 +690,9 @@ func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
 		if s.cfg.Trace != nil {
 			s.cfg.Trace(s, false, b)
 		}
+		if s.cfg.Counts != nil {
+			s.cfg.Counts.add(false, b)
+		}
 		select {
 		case b = <-s.out:
 			continue
@@ -778,5 +788,8 @@ func (s *Session) directWrite(bw *bufio.Writer, b []byte) bool {
 		return false
 	}
 	s.txPDUs.Add(1)
+	if s.cfg.Counts != nil {
+		s.cfg.Counts.add(false, b)
+	}
 	return true
 }

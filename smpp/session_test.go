@@ -3,6 +3,7 @@ package smpp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -361,5 +362,32 @@ func TestLinkWindowWaitsAndTPS(t *testing.T) {
 	}
 	if el := time.Since(start); el < 250*time.Millisecond {
 		t.Fatalf("8 submits at 20 TPS took %s", el)
+	}
+}
+
+func TestPDUCounts(t *testing.T) {
+	var counts PDUCounts
+	addr, _ := runServer(t, Config{Counts: &counts}, nil)
+	s := dialBound(t, addr, BindTransceiver, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "x"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Request(ctx, &PDU{raw: HeaderOnly(0x00000077, StatusOK, 0)})
+	got := map[string]uint64{}
+	counts.Each(func(rx bool, id CommandID, st Status, n uint64) {
+		got[fmt.Sprintf("%v %s %s", rx, id, st.String())] = n
+	})
+	for k, want := range map[string]uint64{
+		"true bind_transceiver ESME_ROK": 1, "false bind_transceiver_resp ESME_ROK": 1,
+		"true submit_sm ESME_ROK": 3, "false submit_sm_resp ESME_ROK": 3,
+		"true command_0x0 ESME_ROK": 1, "false generic_nack ESME_RINVCMDID": 1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s: %d, want %d (all: %v)", k, got[k], want, got)
+		}
 	}
 }

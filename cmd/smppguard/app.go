@@ -28,6 +28,7 @@ type app struct {
 	hook      *otpHook
 	audit     *interceptor.JSONLines // the audit file, when configured
 	decisions *admin.DecisionLog
+	metrics   *hotMetrics // nil when the admin listener is off
 	reloadMu  sync.Mutex
 }
 
@@ -54,10 +55,14 @@ func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpSt
 	if err != nil {
 		return nil, err
 	}
-	ic, err := interceptor.New(interceptor.Config{
+	icfg := interceptor.Config{
 		Policies: pols, Providers: provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
 		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D()}, Audit: a.auditSink(), Logger: a.log.Named("otp"),
-	})
+	}
+	if a.metrics != nil {
+		icfg.ObserveLookup = a.metrics.observeLookup
+	}
+	ic, err := interceptor.New(icfg)
 	if err != nil {
 		return nil, err
 	}
@@ -84,24 +89,31 @@ func (a *app) reload(ctx context.Context) (any, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	old := a.cfg.Load()
-	cfg, err := loadConfig(a.path)
-	if err != nil {
+	refused := func(err error) (any, error) {
+		if a.metrics != nil {
+			a.metrics.reloadsRefused.Add(1)
+		}
 		a.log.Error("reload refused: the running configuration stays", zap.Error(err))
 		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+	}
+	cfg, err := loadConfig(a.path)
+	if err != nil {
+		return refused(err)
 	}
 	prev := a.hook.state.Load()
 	st, err := a.buildOTPState(ctx, cfg, prev)
 	if err != nil {
-		a.log.Error("reload refused: the running configuration stays", zap.Error(err))
-		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+		return refused(err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rr, err := a.relay.Reload(rctx, relayConfig(cfg, a.hook, a.log.Named("relay")))
+	rr, err := a.relay.Reload(rctx, relayConfig(cfg, a.hook, a.metrics, a.log.Named("relay")))
 	if err != nil {
 		st.ic.Close()
-		a.log.Error("reload refused: the running configuration stays", zap.Error(err))
-		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+		return refused(err)
+	}
+	if a.metrics != nil {
+		a.metrics.reloadsOK.Add(1)
 	}
 	a.hook.state.Store(st)
 	a.cfg.Store(cfg)
@@ -245,6 +257,10 @@ func (a *app) Counters() admin.Counters {
 	c.Decisions = map[string]uint64{}
 	for act, n := range is.ByAction {
 		c.Decisions[string(act)] = n
+	}
+	c.Rules, c.Causes = is.ByRule, is.ByCause
+	if a.metrics != nil {
+		c.Reloads = map[string]uint64{"ok": a.metrics.reloadsOK.Load(), "refused": a.metrics.reloadsRefused.Load()}
 	}
 	for name, g := range st.guards {
 		gs := g.Stats()

@@ -122,6 +122,12 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	if err != nil || again.ErrorsByStatus["ESME_RSUBMITFAIL"] != 10 {
 		t.Fatalf("after a refused reload: %+v %v", again, err)
 	}
+	_, body = adminCall(t, p, "GET", "/metrics", opsToken)
+	for _, want := range []string{`smppguard_config_reloads_total{result="ok"} 1`, `smppguard_config_reloads_total{result="refused"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
 }
 
 // The admin API: JSON shapes, metrics with their labels after traffic, decisions, checks,
@@ -175,6 +181,14 @@ func TestE2EAdminAPI(t *testing.T) {
 		`smppguard_upstream_binds{state="BOUND_TRX",upstream="carrier"} 2`,
 		`smppguard_esme_sessions{account="bank",bind_type="BOUND_TRX"} 1`,
 		`smppguard_ready 1`,
+		`smppguard_pdus_total{command="submit_sm",direction="rx",side="esme",status="ESME_ROK"} 1`,
+		`smppguard_pdus_total{command="submit_sm_resp",direction="tx",side="esme",status="ESME_RSUBMITFAIL"} 1`,
+		`smppguard_pdus_total{command="bind_transceiver",direction="tx",side="upstream",status="ESME_ROK"} 2`,
+		`smppguard_relay_latency_seconds_count{command="submit_sm"}`,
+		`smppguard_lookup_duration_seconds_count{outcome="risky",provider="op",signal="sim_swap"} 1`,
+		`smppguard_otp_rule_matches_total{rule="otp-en"} 1`,
+		`smppguard_otp_decision_causes_total{action="reject",cause="sim_swap:risky"} 1`,
+		`smppguard_esme_requests_in_flight{account="bank"} 0`,
 	} {
 		if code != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("metrics lack %s:\n%s", want, body)

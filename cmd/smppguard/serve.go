@@ -163,6 +163,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	a := &app{path: *path, log: log, hook: &otpHook{log: log.Named("otp")}}
+	reg := prometheus.NewRegistry()
+	if cfg.Admin.Listen != "" {
+		a.metrics = newHotMetrics(reg)
+	}
 	a.cfg.Store(cfg)
 	if cfg.Admin.Listen != "" {
 		a.decisions = admin.NewDecisionLog(cfg.Admin.Decisions)
@@ -179,13 +183,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	a.hook.state.Store(st)
 	defer func() { a.hook.state.Load().ic.Close() }()
-	r, err := relay.New(relayConfig(cfg, a.hook, log.Named("relay")))
+	r, err := relay.New(relayConfig(cfg, a.hook, a.metrics, log.Named("relay")))
 	if err != nil {
 		return err
 	}
 	a.hook.relay, a.relay = r, r
 	r.Start(runCtx)
-	srv := r.Server(sessionConfig(cfg, 0, log.Named("session")), cfg.Listen.MaxConns)
+	esmeSessions := sessionConfig(cfg, 0, log.Named("session"))
+	if a.metrics != nil {
+		esmeSessions.Counts = &a.metrics.esme
+	}
+	srv := r.Server(esmeSessions, cfg.Listen.MaxConns)
 	srv.Session.ResponseTimeout = cfg.Relay.DeliverTimeout.D()
 
 	ln, err := (&net.ListenConfig{}).Listen(runCtx, "tcp", cfg.Listen.SMPP)
@@ -197,7 +205,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
 	if cfg.Admin.Listen != "" {
 		adm, err := admin.New(admin.Config{Addr: cfg.Admin.Listen, Token: cfg.Admin.Token, Source: a, Decisions: a.decisions,
-			Registry: prometheus.NewRegistry(), Logger: log.Named("admin")})
+			Registry: reg, Logger: log.Named("admin")})
 		if err != nil {
 			return err
 		}
@@ -315,7 +323,7 @@ var bindIDs = map[string]smpp.CommandID{
 }
 
 // relayConfig maps the config tree onto the relay's own types.
-func relayConfig(cfg *config.Config, hook *otpHook, log *zap.Logger) relay.Config {
+func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Logger) relay.Config {
 	rc := relay.Config{
 		Routes:         map[string]string{},
 		DLRMatchWait:   cfg.Relay.DLRMatchWait.D(),
@@ -327,6 +335,9 @@ func relayConfig(cfg *config.Config, hook *otpHook, log *zap.Logger) relay.Confi
 		Logger: log,
 	}
 	rc.Hook = hook
+	if hm != nil {
+		rc.ObserveLatency = hm.observeRelay
+	}
 	for _, u := range cfg.Upstreams {
 		up := relay.Upstream{
 			Name: u.Name, Addr: u.Address, Session: sessionConfig(cfg, u.Window, log.Named("session")),
@@ -339,6 +350,9 @@ func relayConfig(cfg *config.Config, hook *otpHook, log *zap.Logger) relay.Confi
 			up.BindType, up.RxBinds = smpp.BindTransmitter, u.Binds
 		default:
 			up.BindType = bindIDs[u.BindType]
+		}
+		if hm != nil {
+			up.Session.Counts = &hm.upstream
 		}
 		rc.Upstreams = append(rc.Upstreams, up)
 	}

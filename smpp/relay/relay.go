@@ -137,7 +137,10 @@ type Config struct {
 	// Lockout refuses binds from a source address or for a system_id after repeated
 	// authentication failures. Zero Failures disables it.
 	Lockout Lockout
-	Logger  *zap.Logger
+	// ObserveLatency, if set, gets the time from an ESME request's arrival to its response
+	// being queued back to the ESME, for every relayed request (metrics).
+	ObserveLatency func(id smpp.CommandID, d time.Duration)
+	Logger         *zap.Logger
 }
 
 // Stats are the relay's counters.
@@ -490,6 +493,9 @@ func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 		}
 		fallthrough
 	case kindForward:
+		if r.cfg.ObserveLatency != nil && ref.Start != 0 {
+			defer func() { r.cfg.ObserveLatency(reqID, time.Duration(time.Now().UnixNano()-ref.Start)) }()
+		}
 		if err != nil {
 			r.st.upFail.Add(1)
 			// The upstream dropped or did not answer: the ESME gets exactly one error response.
@@ -824,7 +830,7 @@ func (e *esme) ServePDU(s *smpp.Session, p *smpp.PDU) {
 		if o, ok := e.r.corr.lookup(p.CString(smpp.FieldMessageID)); ok {
 			route = "@" + o.upstream
 		}
-		e.forward(p, route, kindForward)
+		e.forward(p, route, kindForward, time.Time{})
 	}
 }
 
@@ -1000,29 +1006,39 @@ func (e *esme) closed() {
 func (e *esme) submit(p *smpp.PDU) {
 	h := e.r.cfg.Hook
 	if h == nil {
-		e.forward(p, "", kindSubmit)
+		e.forward(p, "", kindSubmit, time.Time{})
 		return
 	}
 	if in, ok := h.(Interests); ok && !in.Intercepts(e.acct.SystemID) {
-		e.forward(p, "", kindSubmit)
+		e.forward(p, "", kindSubmit, time.Time{})
 		return
 	}
+	var start time.Time
+	if e.r.cfg.ObserveLatency != nil {
+		start = time.Now()
+	}
 	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Session: e.s, PDU: p}
-	req.resolve = func(v Verdict) { e.apply(p, v) }
+	req.resolve = func(v Verdict) { e.apply(p, v, start) }
 	v := h.Submit(req)
 	if v.Action == Pending {
 		return
 	}
 	req.once.Do(func() {}) // later Resolve calls are ignored
-	e.apply(p, v)
+	e.apply(p, v, start)
 }
 
-func (e *esme) apply(p *smpp.PDU, v Verdict) {
+// apply carries out a hook's verdict. start (zero unless latency is observed) is when the
+// request arrived; answers the hook gives itself are observed here, relayed ones on their
+// response.
+func (e *esme) apply(p *smpp.PDU, v Verdict, start time.Time) {
+	if !start.IsZero() && (v.Action == Reject || v.Action == Answer) {
+		defer func() { e.r.cfg.ObserveLatency(p.ID(), time.Since(start)) }()
+	}
 	switch v.Action {
 	case Pass:
-		e.forward(p, "", kindSubmit)
+		e.forward(p, "", kindSubmit, start)
 	case Reroute:
-		e.forward(p, v.Route, kindSubmit)
+		e.forward(p, v.Route, kindSubmit, start)
 	case Reject:
 		st := v.Status
 		if st == smpp.StatusOK {
@@ -1042,7 +1058,9 @@ func (e *esme) apply(p *smpp.PDU, v Verdict) {
 // forward relays request p: over the pass-through pair, or over the pooled link of route
 // (a route name, or "@upstream" for a known upstream). The response comes back through
 // HandleResponse with the ESME's sequence number restored.
-func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
+//
+// start is when the request arrived (zero: now), for the latency metric.
+func (e *esme) forward(p *smpp.PDU, route string, kind uint64, start time.Time) {
 	r := e.r
 	seq := p.Seq()
 	a, up := e.acct, e.up
@@ -1055,7 +1073,11 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 			e.s.Respond(p, smpp.StatusSysErr, "")
 			return
 		}
-		if err := up.Send(e.ctx, p, r, smpp.Ref{Session: e.s, Seq: seq, Aux: aux(kindForward, 0, p.ID())}); err != nil {
+		pref := smpp.Ref{Session: e.s, Seq: seq, Aux: aux(kindForward, 0, p.ID())}
+		if r.cfg.ObserveLatency != nil {
+			pref.Start = startNanos(start)
+		}
+		if err := up.Send(e.ctx, p, r, pref); err != nil {
 			p.SetSeq(seq)
 			e.s.Respond(p, errStatus(err), "")
 		}
@@ -1079,6 +1101,9 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 	if kind == kindSubmit && wantsReceipt(p) {
 		ref.Aux |= auxReceipt
 	}
+	if r.cfg.ObserveLatency != nil {
+		ref.Start = startNanos(start)
+	}
 	err := u.link.TrySend(p, r, ref)
 	if err != nil {
 		ctx, cancel := context.WithTimeout(e.ctx, r.cfg.LinkWait)
@@ -1089,6 +1114,13 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64) {
 		p.SetSeq(seq)
 		e.s.Respond(p, errStatus(err), "")
 	}
+}
+
+func startNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return time.Now().UnixNano()
+	}
+	return t.UnixNano()
 }
 
 // pairHandler serves the SMSC's requests on a pass-through upstream session: everything goes

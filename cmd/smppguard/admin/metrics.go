@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,11 @@ const (
 	MetricLookupBreakerOpen  = "smppguard_lookup_breaker_open"
 	MetricLookupBreakerOpens = "smppguard_lookup_breaker_opens_total"
 	MetricReady              = "smppguard_ready"
+	MetricOTPRules           = "smppguard_otp_rule_matches_total"
+	MetricOTPCauses          = "smppguard_otp_decision_causes_total"
+	MetricReloads            = "smppguard_config_reloads_total"
+	MetricWindowInUse        = "smppguard_esme_window_in_use"
+	MetricPeerInFlight       = "smppguard_esme_requests_in_flight"
 )
 
 // collector reads the Source at scrape time; nothing is counted on the hot path.
@@ -30,7 +36,7 @@ type collector struct {
 
 	relayEvents, queueDepth, esmeSessions, esmePDUs, upBinds, upReconnects,
 	otpMessages, otpDecisions, lookups, lookupErrors, breakerOpen, breakerOpens,
-	ready *prometheus.Desc
+	ready, otpRules, otpCauses, reloads, windowInUse, peerInFlight *prometheus.Desc
 
 	// ESME PDU counts are kept per account over closed sessions too, so that
 	// smppguard_esme_pdus_total does not fall when a session goes away.
@@ -63,6 +69,11 @@ func newCollector(src Source) *collector {
 		breakerOpen:  d(MetricLookupBreakerOpen, "1 when the provider's circuit breaker is open.", "provider"),
 		breakerOpens: d(MetricLookupBreakerOpens, "Times the provider's circuit breaker opened.", "provider"),
 		ready:        d(MetricReady, "1 when the proxy is ready to serve."),
+		otpRules:     d(MetricOTPRules, "OTP decisions by the rule that marked the message as an OTP.", "rule"),
+		otpCauses:    d(MetricOTPCauses, "OTP decisions by action and by the check outcome that decided them.", "action", "cause"),
+		reloads:      d(MetricReloads, "Configuration reloads by result (ok, refused).", "result"),
+		windowInUse:  d(MetricWindowInUse, "deliver_sm sent to an account's ESMEs and not acknowledged yet (our window in use).", "account"),
+		peerInFlight: d(MetricPeerInFlight, "Requests from an account's ESMEs not answered yet (their window in use).", "account"),
 		live:         map[sessionKey][2]uint64{},
 		retired:      map[string][2]uint64{},
 	}
@@ -73,6 +84,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.relayEvents, c.queueDepth, c.esmeSessions, c.esmePDUs, c.upBinds, c.upReconnects,
 		c.otpMessages, c.otpDecisions, c.lookups, c.lookupErrors, c.breakerOpen, c.breakerOpens, c.ready,
+		c.otpRules, c.otpCauses, c.reloads, c.windowInUse, c.peerInFlight,
 	} {
 		ch <- d
 	}
@@ -122,6 +134,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for a, v := range cn.Decisions {
 		counter(c.otpDecisions, v, a)
 	}
+	for r, v := range cn.Rules {
+		counter(c.otpRules, v, r)
+	}
+	for k, v := range cn.Causes {
+		action, cause, _ := strings.Cut(k, "|")
+		counter(c.otpCauses, v, action, cause)
+	}
+	for r, v := range cn.Reloads {
+		counter(c.reloads, v, r)
+	}
 	for p, pc := range cn.Lookups {
 		counter(c.lookups, pc.Hits, p, "hit")
 		counter(c.lookups, pc.Misses, p, "miss")
@@ -156,6 +178,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 func (c *collector) collectSessions(sessions []SessionInfo, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
 	count := map[[2]string]int{}
 	pdus := map[string][2]uint64{}
+	inUse := map[string][2]int{}
+	for _, s := range sessions {
+		v := inUse[s.Account]
+		v[0] += s.WindowInUse
+		v[1] += s.PeerInFlight
+		inUse[s.Account] = v
+	}
+	for acct, v := range inUse {
+		gauge(c.windowInUse, float64(v[0]), acct)
+		gauge(c.peerInFlight, float64(v[1]), acct)
+	}
 
 	c.mu.Lock()
 	seen := make(map[sessionKey][2]uint64, len(sessions))

@@ -73,6 +73,12 @@ type Counters struct {
 	Decisions map[string]uint64
 	// Lookups holds the look-up counters per provider.
 	Lookups map[string]ProviderCounters
+	// Rules counts OTP decisions by the rule that marked the message.
+	Rules map[string]uint64
+	// Causes counts OTP decisions by "action|cause" (cause: "sim_swap:risky", "none", ...).
+	Causes map[string]uint64
+	// Reloads counts configuration reloads by result: ok, refused.
+	Reloads map[string]uint64
 }
 
 // ProviderCounters are one look-up provider's counters.
