@@ -68,6 +68,8 @@ type Listen struct {
 	MaxConns int `yaml:"max_connections"`
 	// Lockout refuses binds from an address, or for a system_id, after repeated failed binds.
 	Lockout Lockout `yaml:"lockout"`
+	// TLS, when cert_file is set, serves SMPP over TLS (1.2 or later) on the listener.
+	TLS ListenTLS `yaml:"tls"`
 }
 
 // SessionDefaults applies to every ESME session and upstream bind unless
@@ -129,6 +131,29 @@ type Upstream struct {
 	AddrNPI int `yaml:"addr_npi"`
 	// AddressRange is the bind's address_range (<= 40 chars).
 	AddressRange string `yaml:"address_range"`
+	// TLS connects to this SMSC over TLS when enabled.
+	TLS UpstreamTLS `yaml:"tls"`
+}
+
+// ListenTLS configures TLS on the ESME listener. Certificates are re-read when the files change.
+type ListenTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CAFile verifies client certificates; ClientAuth requires one.
+	CAFile     string `yaml:"ca_file"`
+	ClientAuth bool   `yaml:"client_auth"`
+}
+
+// UpstreamTLS configures TLS to one SMSC.
+type UpstreamTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CertFile and KeyFile: an optional client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CAFile verifies the SMSC (default: the system roots); ServerName overrides the name checked.
+	CAFile             string `yaml:"ca_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
 // Route names an upstream that pooled traffic can be sent through.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 )
@@ -52,4 +53,44 @@ func expandSecrets(c *Config, file string, d *doc, lookup func(string) (string, 
 		expand(fmt.Sprintf("providers[%d].auth.client_secret", i), &c.Providers[i].Auth.ClientSecret)
 	}
 	return errs
+}
+
+// validateTLS checks the TLS sections: files that exist, and settings that fit together.
+func (v *validator) tls(c *Config) {
+	file := func(path, name string) {
+		if name == "" {
+			return
+		}
+		if _, err := os.Stat(name); err != nil {
+			v.add(path, "%v; check the path", err)
+		}
+	}
+	lt := c.Listen.TLS
+	if lt.CertFile != "" || lt.KeyFile != "" || lt.CAFile != "" || lt.ClientAuth {
+		if lt.CertFile == "" || lt.KeyFile == "" {
+			v.add("listen.tls", "cert_file and key_file are both required to serve TLS")
+		}
+		if lt.ClientAuth && lt.CAFile == "" {
+			v.add("listen.tls.ca_file", "required with client_auth: name the CA bundle client certificates are verified against")
+		}
+		file("listen.tls.cert_file", lt.CertFile)
+		file("listen.tls.key_file", lt.KeyFile)
+		file("listen.tls.ca_file", lt.CAFile)
+	}
+	for i, u := range c.Upstreams {
+		p := fmt.Sprintf("upstreams[%d].tls", i)
+		t := u.TLS
+		if !t.Enabled {
+			if t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
+				v.add(p+".enabled", "TLS settings are given but enabled is false; set enabled: true or remove them")
+			}
+			continue
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			v.add(p, "cert_file and key_file go together (a client certificate needs both)")
+		}
+		file(p+".cert_file", t.CertFile)
+		file(p+".key_file", t.KeyFile)
+		file(p+".ca_file", t.CAFile)
+	}
 }

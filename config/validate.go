@@ -36,6 +36,7 @@ func validate(c *Config, file string, d *doc) []error {
 	v.moRules(c)
 	v.relay(c)
 	v.otp(c)
+	v.tls(c)
 	v.sandbox(c)
 	v.log(c)
 	return v.errs

@@ -107,7 +107,12 @@ func (a *app) reload(ctx context.Context) (any, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rr, err := a.relay.Reload(rctx, relayConfig(cfg, a.hook, a.metrics, a.log.Named("relay")))
+	rc, err := relayConfig(cfg, a.hook, a.metrics, a.log.Named("relay"))
+	if err != nil {
+		st.ic.Close()
+		return refused(err)
+	}
+	rr, err := a.relay.Reload(rctx, rc)
 	if err != nil {
 		st.ic.Close()
 		return refused(err)

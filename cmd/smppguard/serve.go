@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -183,7 +184,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	a.hook.state.Store(st)
 	defer func() { a.hook.state.Load().ic.Close() }()
-	r, err := relay.New(relayConfig(cfg, a.hook, a.metrics, log.Named("relay")))
+	rc, err := relayConfig(cfg, a.hook, a.metrics, log.Named("relay"))
+	if err != nil {
+		return err
+	}
+	r, err := relay.New(rc)
 	if err != nil {
 		return err
 	}
@@ -200,6 +205,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		r.Close(context.Background())
 		return fmt.Errorf("listen %s: %w", cfg.Listen.SMPP, err)
+	}
+	if lt := cfg.Listen.TLS; lt.CertFile != "" {
+		tc, err := smpp.ServerTLSConfig(smpp.TLSFiles{CertFile: lt.CertFile, KeyFile: lt.KeyFile, CAFile: lt.CAFile, ClientAuth: lt.ClientAuth,
+			Logger: log.Named("session")})
+		if err != nil {
+			ln.Close()
+			r.Close(context.Background())
+			return fmt.Errorf("listen TLS: %w", err)
+		}
+		ln = tls.NewListener(ln, tc)
 	}
 	printBanner(stdout, cfg, ln.Addr().String(), fake, carrier)
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
@@ -269,7 +284,11 @@ func drain(r *relay.Relay, timeout time.Duration, log *zap.Logger) {
 }
 
 func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Server, carrier *fakecarrier.Server) {
-	fmt.Fprintf(w, "smppguard: SMPP 3.4 proxy listening on %s\n", addr)
+	scheme := ""
+	if cfg.Listen.TLS.CertFile != "" {
+		scheme = " (TLS)"
+	}
+	fmt.Fprintf(w, "smppguard: SMPP 3.4 proxy listening on %s%s\n", addr, scheme)
 	if fake != nil {
 		fmt.Fprintf(w, "  sandbox: in-process fake SMSC on %s (receipts after %s)\n", fake.Addr(), cfg.Sandbox.FakeSMSC.DLRDelay.D())
 	}
@@ -323,7 +342,7 @@ var bindIDs = map[string]smpp.CommandID{
 }
 
 // relayConfig maps the config tree onto the relay's own types.
-func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Logger) relay.Config {
+func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Logger) (relay.Config, error) {
 	rc := relay.Config{
 		Routes:         map[string]string{},
 		DLRMatchWait:   cfg.Relay.DLRMatchWait.D(),
@@ -354,6 +373,14 @@ func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Log
 		if hm != nil {
 			up.Session.Counts = &hm.upstream
 		}
+		if t := u.TLS; t.Enabled {
+			tc, err := smpp.ClientTLSConfig(smpp.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile, ServerName: t.ServerName,
+				InsecureSkipVerify: t.InsecureSkipVerify, Logger: log}, u.Address)
+			if err != nil {
+				return relay.Config{}, fmt.Errorf("upstream %q TLS: %w", u.Name, err)
+			}
+			up.TLS, up.TLSKey = tc, fmt.Sprintf("%+v", t)
+		}
 		rc.Upstreams = append(rc.Upstreams, up)
 	}
 	for _, rt := range cfg.Routes {
@@ -381,7 +408,7 @@ func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Log
 	for _, m := range cfg.MORules {
 		rc.MORules = append(rc.MORules, relay.MORule{DestPrefix: m.DestinationPrefix, Upstream: m.Upstream, Account: m.Account})
 	}
-	return rc
+	return rc, nil
 }
 
 func fakeSMSC(ctx context.Context, args []string, stdout, stderr io.Writer) error {

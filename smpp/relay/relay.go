@@ -6,6 +6,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -78,6 +79,10 @@ type Upstream struct {
 	TPS          float64
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+	// TLS, if set, connects over TLS (pooled links and pass-through sessions). TLSKey
+	// identifies the TLS settings for Reload (a changed key redials the upstream).
+	TLS    *tls.Config
+	TLSKey string
 }
 
 // PrefixRoute sends destinations starting with Prefix (a leading '+' is ignored on both
@@ -313,7 +318,7 @@ func compile(cfg Config, prev *snapshot) (*snapshot, []*upstream, error) {
 // same reports whether two upstream configurations would open the same binds.
 func (u Upstream) same(o Upstream) bool {
 	a, b := u.Session, o.Session
-	return u.Name == o.Name && u.Addr == o.Addr && u.Pooled == o.Pooled && u.Bind == o.Bind && u.BindType == o.BindType &&
+	return u.Name == o.Name && u.Addr == o.Addr && u.TLSKey == o.TLSKey && (u.TLS == nil) == (o.TLS == nil) && u.Pooled == o.Pooled && u.Bind == o.Bind && u.BindType == o.BindType &&
 		u.Binds == o.Binds && u.RxBinds == o.RxBinds && u.TPS == o.TPS && u.ReconnectMin == o.ReconnectMin &&
 		u.ReconnectMax == o.ReconnectMax && a.Window == b.Window && a.PeerWindow == b.PeerWindow && a.MaxPDUSize == b.MaxPDUSize &&
 		a.EnquireLinkInterval == b.EnquireLinkInterval && a.InactivityTimeout == b.InactivityTimeout &&
@@ -336,7 +341,7 @@ func (r *Relay) startLink(u *upstream) {
 	u.link = smpp.NewLink(smpp.LinkConfig{
 		Name: u.Name, Addr: u.Addr, Bind: u.Bind, BindType: u.BindType, Binds: u.Binds, RxBinds: u.RxBinds,
 		TPS: u.TPS, ReconnectMin: u.ReconnectMin, ReconnectMax: u.ReconnectMax, Session: u.Session,
-		Handler: &linkHandler{r: r, u: u}, Logger: r.log,
+		Handler: &linkHandler{r: r, u: u}, Logger: r.log, TLS: u.TLS,
 	})
 	u.link.Start(r.ctx)
 }
@@ -912,7 +917,11 @@ func (e *esme) bind(p *smpp.PDU) {
 		esmeSeq := p.Seq()
 		ctx, cancel := context.WithTimeout(e.ctx, bindTimeout(u.Session))
 		defer cancel()
-		up, resp, err := smpp.Dial(ctx, u.Addr, p, &pairHandler{e: e}, u.Session)
+		var dialer smpp.Dialer = &net.Dialer{}
+		if u.TLS != nil {
+			dialer = &tls.Dialer{Config: u.TLS}
+		}
+		up, resp, err := smpp.DialWith(ctx, dialer, u.Addr, p, &pairHandler{e: e}, u.Session)
 		p.SetSeq(esmeSeq)
 		if resp == nil {
 			st.mu.Lock()
