@@ -248,6 +248,10 @@ type Relay struct {
 	// DrainTimeout: on SIGTERM, how long requests and deliveries in flight may take to
 	// complete before smppguard unbinds everyone and exits. Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// StorePath, if set, keeps receipts and MOs for offline receivers, and receipt
+	// correlations, in this file (bbolt), so a restart loses nothing that was acknowledged to
+	// the SMSC. Empty: in memory.
+	StorePath string `yaml:"store_path"`
 }
 
 // Sandbox configures in-process helpers for demos and tests.

@@ -167,8 +167,13 @@ func (c *esme) waitReceipt(t *testing.T, id string) *smpp.PDU {
 
 func bindTRX(t *testing.T, addr, sys, pw string) *esme {
 	t.Helper()
+	return bindTRXAs(t, addr, sys, pw, smpp.BindTransceiver)
+}
+
+func bindTRXAs(t *testing.T, addr, sys, pw string, kind smpp.CommandID) *esme {
+	t.Helper()
 	c := &esme{}
-	f, _ := smpp.BindParams{SystemID: sys, Password: pw}.Encode(smpp.BindTransceiver, 0)
+	f, _ := smpp.BindParams{SystemID: sys, Password: pw}.Encode(kind, 0)
 	p, _ := smpp.Parse(f)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

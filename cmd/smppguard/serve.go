@@ -25,6 +25,7 @@ import (
 	"github.com/smppguard/smppguard/interceptor"
 	"github.com/smppguard/smppguard/smpp"
 	"github.com/smppguard/smppguard/smpp/relay"
+	"github.com/smppguard/smppguard/smpp/relay/boltstore"
 	"github.com/smppguard/smppguard/testharness/fakecarrier"
 	"github.com/smppguard/smppguard/testharness/fakesmsc"
 	"github.com/smppguard/smppguard/testharness/loadgen"
@@ -187,6 +188,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rc, err := relayConfig(cfg, a.hook, a.metrics, log.Named("relay"))
 	if err != nil {
 		return err
+	}
+	if cfg.Relay.StorePath != "" {
+		st, err := boltstore.Open(cfg.Relay.StorePath, boltstore.Options{Logger: log.Named("relay"), Limits: func(acc string) (int, time.Duration) {
+			if ac := a.cfg.Load().Account(acc); ac != nil {
+				return ac.QueueMax, ac.QueueTTL.D()
+			}
+			return 0, 0
+		}})
+		if err != nil {
+			return err
+		}
+		corr := st.Correlations()
+		defer st.Close()
+		defer corr.Close() // runs before st.Close: flushes the last correlations
+		rc.Store, rc.Correlations = st, corr
 	}
 	r, err := relay.New(rc)
 	if err != nil {

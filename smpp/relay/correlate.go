@@ -26,7 +26,16 @@ const corrShards = 16
 // with or without leading zeros. An id is stored once, case-folded and without leading zeros;
 // a receipt id is looked up as it is, then as the same number written in the other base.
 type correlator struct {
-	shards [corrShards]*expirable.LRU[string, origin]
+	shards  [corrShards]*expirable.LRU[string, origin]
+	durable CorrStore // optional: survives restarts
+	ttl     time.Duration
+}
+
+// CorrStore persists receipt correlations across restarts. Put must not block (the submit
+// path calls it); Get is called only when the in-memory correlator misses.
+type CorrStore interface {
+	Put(key, account, upstream string, expires time.Time)
+	Get(key string) (account, upstream string, ok bool)
 }
 
 func newCorrelator(size int, ttl time.Duration) *correlator {
@@ -69,9 +78,24 @@ func (c *correlator) add(id string, o origin) {
 	}
 	k := canonical(id)
 	c.shard(k).Add(k, o)
+	if c.durable != nil {
+		c.durable.Put(k, o.account, o.upstream, time.Now().Add(c.ttl))
+	}
 }
 
-func (c *correlator) get(k string) (origin, bool) { return c.shard(k).Get(k) }
+func (c *correlator) get(k string) (origin, bool) {
+	if o, ok := c.shard(k).Get(k); ok {
+		return o, true
+	}
+	if c.durable != nil {
+		if a, u, ok := c.durable.Get(k); ok {
+			o := origin{account: a, upstream: u}
+			c.shard(k).Add(k, o)
+			return o, true
+		}
+	}
+	return origin{}, false
+}
 
 func (c *correlator) lookup(id string) (origin, bool) {
 	if id == "" {

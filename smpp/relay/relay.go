@@ -142,6 +142,9 @@ type Config struct {
 	// Lockout refuses binds from a source address or for a system_id after repeated
 	// authentication failures. Zero Failures disables it.
 	Lockout Lockout
+	// Correlations, if set, persists receipt correlations (durable store): they are written
+	// there too and consulted when the in-memory correlator misses (after a restart).
+	Correlations CorrStore
 	// ObserveLatency, if set, gets the time from an ESME request's arrival to its response
 	// being queued back to the ESME, for every relayed request (metrics).
 	ObserveLatency func(id smpp.CommandID, d time.Duration)
@@ -226,6 +229,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg: cfg, log: cfg.Logger, corr: newCorrelator(cfg.CorrelationMax, cfg.CorrelationTTL),
 		accts: map[string]*accountState{}, wakeM: make(chan struct{}, 1),
 	}
+	r.corr.durable, r.corr.ttl = cfg.Correlations, cfg.CorrelationTTL
 	r.lock = newLockout(cfg.Lockout)
 	r.upList.Store(&[]*upstream{})
 	snap, fresh, err := compile(cfg, nil)
