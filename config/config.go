@@ -70,6 +70,8 @@ type Listen struct {
 	Lockout Lockout `yaml:"lockout"`
 	// TLS, when cert_file is set, serves SMPP over TLS (1.2 or later) on the listener.
 	TLS ListenTLS `yaml:"tls"`
+	// BindRate bounds bind attempts per source address. Default 10/s, burst 20.
+	BindRate BindRate `yaml:"bind_rate"`
 }
 
 // SessionDefaults applies to every ESME session and upstream bind unless
@@ -202,6 +204,9 @@ type Account struct {
 
 	// Policy names the OTP policy for this account's submits; empty: no interception.
 	Policy string `yaml:"policy"`
+	// TPS bounds each of the account's sessions to this many submits per second (beyond:
+	// ESME_RTHROTTLED). 0: unlimited.
+	TPS float64 `yaml:"tps"`
 
 	allowed []*net.IPNet // AllowedCIDRs, parsed by validation
 }
@@ -252,6 +257,9 @@ type Relay struct {
 	// correlations, in this file (bbolt), so a restart loses nothing that was acknowledged to
 	// the SMSC. Empty: in memory.
 	StorePath string `yaml:"store_path"`
+	// MaxInFlight bounds the ESMEs' unanswered requests over all sessions together; beyond
+	// it requests are answered ESME_RTHROTTLED. Default 50000.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Sandbox configures in-process helpers for demos and tests.

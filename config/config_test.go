@@ -295,7 +295,8 @@ func TestParseOK(t *testing.T) {
 	}{
 		{"defaults everywhere", "log:\n  level: debug\n", func(t *testing.T, c *Config) {
 			want := Config{
-				Listen: Listen{SMPP: "127.0.0.1:2775", MaxConns: 10000, Lockout: Lockout{Failures: 10, Window: Duration(time.Minute), Duration: Duration(5 * time.Minute)}},
+				Listen: Listen{SMPP: "127.0.0.1:2775", MaxConns: 10000, Lockout: Lockout{Failures: 10, Window: Duration(time.Minute), Duration: Duration(5 * time.Minute)},
+					BindRate: BindRate{PerSecond: 10, Burst: 20}},
 				Session: SessionDefaults{
 					Window: 100, MaxPDUSize: 65552,
 					EnquireLinkInterval: Duration(30 * time.Second), InactivityTimeout: Duration(120 * time.Second),
@@ -303,7 +304,7 @@ func TestParseOK(t *testing.T) {
 				},
 				Relay: Relay{
 					DLRMatchWait: Duration(2 * time.Second), DLRCorrelationTTL: Duration(72 * time.Hour), DLRCorrelationMax: 1_000_000,
-					LinkWait: Duration(5 * time.Second), DeliverTimeout: Duration(10 * time.Second), DrainTimeout: Duration(30 * time.Second),
+					LinkWait: Duration(5 * time.Second), DeliverTimeout: Duration(10 * time.Second), DrainTimeout: Duration(30 * time.Second), MaxInFlight: 50000,
 				},
 				OTP: OTP{
 					MaxInFlight: 1000, ConcatTimeout: Duration(5 * time.Second), MaskKeep: 4, AuditMaxSizeMB: 100, AuditMaxFiles: 10,

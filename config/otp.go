@@ -289,6 +289,15 @@ func applyOTPDefaults(c *Config, unset func(string, bool) bool) {
 	if unset("admin.decisions", c.Admin.Decisions == 0) {
 		c.Admin.Decisions = 1000
 	}
+	if unset("listen.bind_rate.per_second", c.Listen.BindRate.PerSecond == 0) {
+		c.Listen.BindRate.PerSecond = 10
+	}
+	if unset("listen.bind_rate.burst", c.Listen.BindRate.Burst == 0) {
+		c.Listen.BindRate.Burst = 20
+	}
+	if unset("relay.max_in_flight", c.Relay.MaxInFlight == 0) {
+		c.Relay.MaxInFlight = 50000
+	}
 	if unset("listen.lockout.failures", c.Listen.Lockout.Failures == 0) {
 		c.Listen.Lockout.Failures = 10
 	}
@@ -434,6 +443,16 @@ func (v *validator) otp(c *Config) {
 		}
 	}
 	v.atLeast("otp.max_in_flight", c.OTP.MaxInFlight, 1)
+	v.atLeast("relay.max_in_flight", c.Relay.MaxInFlight, 1)
+	v.atLeast("listen.bind_rate.burst", c.Listen.BindRate.Burst, 1)
+	if c.Listen.BindRate.PerSecond < 0 || !finite(c.Listen.BindRate.PerSecond) {
+		v.add("listen.bind_rate.per_second", "must be 0 (unlimited) or positive")
+	}
+	for i, a := range c.Accounts {
+		if a.TPS < 0 || !finite(a.TPS) {
+			v.add(fmt.Sprintf("accounts[%d].tps", i), "must be 0 (unlimited) or positive")
+		}
+	}
 	v.positive("otp.concat_timeout", c.OTP.ConcatTimeout)
 	v.atLeast("otp.mask_keep", c.OTP.MaskKeep, 0)
 	v.atLeast("otp.audit_max_size_mb", c.OTP.AuditMaxSizeMB, 1)

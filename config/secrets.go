@@ -15,6 +15,12 @@ type Lockout struct {
 	Duration Duration `yaml:"duration"`
 }
 
+// BindRate is a token bucket per source address for bind attempts.
+type BindRate struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
 // IsBcrypt reports whether a configured password is a bcrypt hash ("$2a$…", "$2b$…", "$2y$…").
 // Accounts may store their passwords this way (generate one with htpasswd -bnBC 10 "" pw).
 func IsBcrypt(s string) bool {

@@ -86,7 +86,19 @@ type Config struct {
 	Trace func(s *Session, rx bool, frame []byte)
 	// Counts, if set, counts every frame read and written by command and status.
 	Counts *PDUCounts
+	// Global, if set, bounds the peers' unanswered requests over every session sharing it;
+	// beyond it a request is answered with ThrottleStatus.
+	Global *InFlightLimit
 }
+
+// InFlightLimit bounds requests in flight across sessions (Config.Global).
+type InFlightLimit struct {
+	Max int64
+	n   atomic.Int64
+}
+
+// InFlight returns the requests in flight now.
+func (l *InFlightLimit) InFlight() int64 { return l.n.Load() }
 
 func (c Config) withDefaults() Config {
 	if c.Window <= 0 {
@@ -304,7 +316,11 @@ func (s *Session) write(b []byte) error {
 // WriteResponse writes a response frame to a request the handler was given. It counts
 // against the peer's window.
 func (s *Session) WriteResponse(frame []byte) error {
-	s.peerOutstanding.Add(-1)
+	// Each admitted request is released once: here, or by finish() when the session closes
+	// first (it zeroes the count, so a late response finds it negative and releases nothing).
+	if s.peerOutstanding.Add(-1) >= 0 && s.cfg.Global != nil {
+		s.cfg.Global.n.Add(-1)
+	}
 	return s.write(frame)
 }
 
@@ -497,6 +513,12 @@ func (s *Session) finish() {
 			pe.h.HandleResponse(pe.ref, nil, ErrClosed)
 		}
 	}
+	if s.cfg.Global != nil {
+		// Requests the peer will never get an answer to no longer count.
+		if n := s.peerOutstanding.Swap(0); n > 0 {
+			s.cfg.Global.n.Add(-n)
+		}
+	}
 	if s.cfg.OnClose != nil {
 		s.cfg.OnClose(s, s.err)
 	}
@@ -624,6 +646,13 @@ func (s *Session) handleRequest(p *PDU) {
 	if id.HasResponse() {
 		s.rxReq.Add(1)
 		if s.peerOutstanding.Add(1) > int64(s.cfg.PeerWindow) {
+			s.peerOutstanding.Add(-1)
+			s.throttled.Add(1)
+			s.write(HeaderOnly(id.Response(), s.cfg.ThrottleStatus, p.Seq()))
+			return
+		}
+		if g := s.cfg.Global; g != nil && g.n.Add(1) > g.Max {
+			g.n.Add(-1)
 			s.peerOutstanding.Add(-1)
 			s.throttled.Add(1)
 			s.write(HeaderOnly(id.Response(), s.cfg.ThrottleStatus, p.Seq()))

@@ -391,3 +391,52 @@ func TestPDUCounts(t *testing.T) {
 		}
 	}
 }
+
+// A limit shared by sessions bounds their peers' unanswered requests together, and slots are
+// released by responses and by sessions closing.
+func TestGlobalInFlightLimit(t *testing.T) {
+	limit := &InFlightLimit{Max: 3}
+	release := make(chan struct{})
+	addr, _ := runServer(t, Config{Global: limit}, func(s *Session, p *PDU) {
+		if p.ID().IsBind() {
+			s.AcceptBind(p, StatusOK, "x")
+			return
+		}
+		go func() { <-release; s.Respond(p, StatusOK, "id") }()
+	})
+	a := dialBound(t, addr, BindTransceiver, Config{})
+	b := dialBound(t, addr, BindTransceiver, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	results := make(chan Status, 4)
+	send := func(s *Session) {
+		r, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "x")))
+		if err != nil {
+			results <- StatusSysErr
+			return
+		}
+		results <- r.Status()
+	}
+	go send(a)
+	go send(a)
+	go send(b)
+	for limit.InFlight() < 3 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	go send(b) // the fourth, over the shared limit
+	if st := <-results; st != StatusThrottled {
+		t.Fatalf("fourth request: %s, want ESME_RTHROTTLED", st)
+	}
+	close(release)
+	for range 3 {
+		if st := <-results; st != StatusOK {
+			t.Fatalf("held request: %s", st)
+		}
+	}
+	for limit.InFlight() != 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if n := limit.InFlight(); n != 0 {
+		t.Fatalf("%d slots still taken after all responses", n)
+	}
+}

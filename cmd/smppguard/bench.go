@@ -93,6 +93,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfgPath := filepath.Join(dir, "bench.yaml")
 	cfg := fmt.Sprintf(`listen:
   smpp: %s
+  bind_rate: {per_second: 10000, burst: 10000}
 session:
   window: %d
 upstreams:

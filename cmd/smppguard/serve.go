@@ -211,6 +211,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a.hook.relay, a.relay = r, r
 	r.Start(runCtx)
 	esmeSessions := sessionConfig(cfg, 0, log.Named("session"))
+	esmeSessions.Global = &smpp.InFlightLimit{Max: int64(cfg.Relay.MaxInFlight)}
 	if a.metrics != nil {
 		esmeSessions.Counts = &a.metrics.esme
 	}
@@ -367,7 +368,8 @@ func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Log
 		LinkWait:       cfg.Relay.LinkWait.D(),
 		Lockout: relay.Lockout{Failures: cfg.Listen.Lockout.Failures, Window: cfg.Listen.Lockout.Window.D(),
 			Duration: cfg.Listen.Lockout.Duration.D()},
-		Logger: log,
+		BindRate: relay.BindRate{PerSecond: cfg.Listen.BindRate.PerSecond, Burst: cfg.Listen.BindRate.Burst},
+		Logger:   log,
 	}
 	rc.Hook = hook
 	if hm != nil {
@@ -406,7 +408,7 @@ func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Log
 		a := &cfg.Accounts[i]
 		ra := relay.Account{
 			SystemID: a.SystemID, Password: a.Password, Upstream: a.Upstream, MaxBinds: a.MaxBinds,
-			Allow: a.Allows, QueueMax: a.QueueMax, QueueTTL: a.QueueTTL.D(),
+			Allow: a.Allows, QueueMax: a.QueueMax, QueueTTL: a.QueueTTL.D(), TPS: a.TPS,
 		}
 		if a.Mode == config.ModePassthrough {
 			ra.Mode = relay.PassThrough

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 )
 
 // passwordOK checks a bind password against the configured one: bcrypt when the configured
@@ -106,4 +107,39 @@ func (l *lockout) succeeded(ip string) {
 	if l.c != nil {
 		l.c.Remove("ip:" + ip)
 	}
+}
+
+// BindRate is a token bucket per source address for bind attempts.
+type BindRate struct {
+	PerSecond float64
+	Burst     int
+}
+
+type bindRateLimiter struct {
+	cfg BindRate
+	c   *expirable.LRU[string, *rate.Limiter]
+}
+
+func newBindRateLimiter(cfg BindRate) *bindRateLimiter {
+	if cfg.PerSecond <= 0 {
+		return &bindRateLimiter{}
+	}
+	if cfg.Burst < 1 {
+		cfg.Burst = 1
+	}
+	return &bindRateLimiter{cfg: cfg, c: expirable.NewLRU[string, *rate.Limiter](100_000, nil, 10*time.Minute)}
+}
+
+// allow takes a token for a bind from ip. Limiters live in a bounded LRU: an address not
+// seen for ten minutes starts with a full bucket again.
+func (b *bindRateLimiter) allow(ip string) bool {
+	if b.c == nil {
+		return true
+	}
+	l, ok := b.c.Get(ip)
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(b.cfg.PerSecond), b.cfg.Burst)
+		b.c.Add(ip, l)
+	}
+	return l.Allow()
 }

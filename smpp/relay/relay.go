@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/smppguard/smppguard/smpp"
 )
@@ -62,6 +63,9 @@ type Account struct {
 	// QueueMax and QueueTTL bound the receipts and MOs held while no receiver is bound.
 	QueueMax int
 	QueueTTL time.Duration
+	// TPS bounds each session's submits per second (submit_sm, data_sm, submit_multi);
+	// beyond it they are answered ESME_RTHROTTLED. 0: unlimited.
+	TPS float64
 }
 
 // Upstream is one SMSC.
@@ -142,6 +146,9 @@ type Config struct {
 	// Lockout refuses binds from a source address or for a system_id after repeated
 	// authentication failures. Zero Failures disables it.
 	Lockout Lockout
+	// BindRate bounds bind attempts per source address (a token bucket per address);
+	// beyond it binds are refused with ESME_RBINDFAIL. Zero PerSecond: unlimited.
+	BindRate BindRate
 	// Correlations, if set, persists receipt correlations (durable store): they are written
 	// there too and consulted when the in-memory correlator misses (after a restart).
 	Correlations CorrStore
@@ -179,6 +186,7 @@ type Relay struct {
 
 	draining atomic.Bool
 	lock     *lockout
+	bindRate *bindRateLimiter
 
 	heldMu sync.Mutex
 	held   []heldReceipt
@@ -231,6 +239,7 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.corr.durable, r.corr.ttl = cfg.Correlations, cfg.CorrelationTTL
 	r.lock = newLockout(cfg.Lockout)
+	r.bindRate = newBindRateLimiter(cfg.BindRate)
 	r.upList.Store(&[]*upstream{})
 	snap, fresh, err := compile(cfg, nil)
 	if err != nil {
@@ -806,6 +815,7 @@ type esme struct {
 	acct    *Account
 	binding bool
 	up      *smpp.Session // pass-through pair
+	tps     *rate.Limiter // per-session submit limit, nil: none
 }
 
 func (r *Relay) newESME(s *smpp.Session) smpp.Handler {
@@ -863,6 +873,11 @@ func (e *esme) bind(p *smpp.PDU) {
 	done := func() { e.mu.Lock(); e.binding = false; e.mu.Unlock() }
 	sysID := p.CString(smpp.FieldSystemID)
 	ip := remoteIP(e.s.RemoteAddr())
+	if !r.bindRate.allow(ip) {
+		done()
+		e.refuseBind(p, smpp.StatusBindFail, "bind rate from this address exceeded")
+		return
+	}
 	if why := r.lock.locked(ip, sysID); why != "" {
 		done()
 		e.refuseBind(p, smpp.StatusBindFail, why)
@@ -872,7 +887,9 @@ func (e *esme) bind(p *smpp.PDU) {
 	if a == nil {
 		done()
 		r.lock.failed(ip, sysID)
-		e.refuseBind(p, smpp.StatusInvSysID, "unknown system_id")
+		// Answered like a wrong password, so a prober cannot tell which system_ids exist;
+		// the log says which it was.
+		e.refuseBind(p, smpp.StatusInvPaswd, "unknown system_id")
 		return
 	}
 	if a.Allow != nil {
@@ -984,6 +1001,9 @@ func (e *esme) bound(a *Account, st *accountState, up *smpp.Session) {
 	e.mu.Lock()
 	e.acct = a
 	e.up = up
+	if a.TPS > 0 {
+		e.tps = rate.NewLimiter(rate.Limit(a.TPS), max(1, int(a.TPS/10)))
+	}
 	e.mu.Unlock()
 	st.mu.Lock()
 	st.binding--
@@ -1017,6 +1037,10 @@ func (e *esme) closed() {
 }
 
 func (e *esme) submit(p *smpp.PDU) {
+	if e.tps != nil && !e.tps.Allow() {
+		e.s.Respond(p, smpp.StatusThrottled, "")
+		return
+	}
 	h := e.r.cfg.Hook
 	if h == nil {
 		e.forward(p, "", kindSubmit, time.Time{})

@@ -30,7 +30,7 @@ func TestBindAuthentication(t *testing.T) {
 		sys, pw string
 		want    smpp.Status
 	}{
-		{"unknown system_id", smpp.BindTransceiver, "nobody", "pw", smpp.StatusInvSysID},
+		{"unknown system_id (answered like a wrong password)", smpp.BindTransceiver, "nobody", "pw", smpp.StatusInvPaswd},
 		{"wrong password", smpp.BindTransceiver, "bank", "nope", smpp.StatusInvPaswd},
 		{"bind type not allowed", smpp.BindTransmitter, "rxonly", "pw", smpp.StatusBindFail},
 		{"max binds", smpp.BindTransceiver, "one", "pw", smpp.StatusBindFail},
@@ -353,5 +353,36 @@ func TestLockoutKeys(t *testing.T) {
 	}
 	if !passwordOK("plain", []byte("plain")) || passwordOK("plain", []byte("plaiN")) {
 		t.Fatal("plain password comparison")
+	}
+}
+
+// Per-session TPS: submits beyond it are answered ESME_RTHROTTLED at once. Bind rate per
+// source address: binds beyond it are refused.
+func TestSessionTPSAndBindRate(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
+		c.Accounts = append(c.Accounts, Account{SystemID: "slow", Password: "pw", Route: "default", TPS: 2})
+		c.BindRate = BindRate{PerSecond: 0.001, Burst: 3} // the env's own binds come from the relay, not this listener
+	})
+	c := mustBind(t, e.addr, smpp.BindTransceiver, "slow", "pw")
+	var ok, throttled int
+	for range 5 {
+		switch r := request(t, c, submitFrame(t, smOpt{text: []byte("x")})); r.Status() {
+		case smpp.StatusOK:
+			ok++
+		case smpp.StatusThrottled:
+			throttled++
+		default:
+			t.Fatalf("status %s", r.Status())
+		}
+	}
+	if ok < 1 || ok > 2 || throttled != 5-ok {
+		t.Fatalf("ok %d throttled %d with TPS 2 (burst 1) over 5 immediate submits", ok, throttled)
+	}
+	mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw") // the 2nd bind from 127.0.0.1
+	mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw") // the 3rd
+	_, _, err := bindESME(t, e.addr, smpp.BindTransceiver, "bank", "pw")
+	var be *smpp.BindError
+	if !errors.As(err, &be) || be.Status != smpp.StatusBindFail {
+		t.Fatalf("4th bind within the burst of 3: %v, want ESME_RBINDFAIL", err)
 	}
 }
