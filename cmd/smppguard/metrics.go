@@ -21,6 +21,16 @@ type hotMetrics struct {
 	reloadsRefused atomic.Uint64
 }
 
+// watchInFlight exposes the global in-flight bound's use and limit.
+func (h *hotMetrics) watchInFlight(reg *prometheus.Registry, l *smpp.InFlightLimit) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "smppguard_requests_in_flight",
+			Help: "ESME requests not answered yet, over all sessions (relay.max_in_flight bounds it)."},
+			func() float64 { return float64(l.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "smppguard_requests_in_flight_limit", Help: "relay.max_in_flight."},
+			func() float64 { return float64(l.Max) }))
+}
+
 // latencyBuckets span 50 µs to ~6.5 s.
 var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 18)
 

@@ -189,6 +189,8 @@ func TestE2EAdminAPI(t *testing.T) {
 		`smppguard_otp_rule_matches_total{rule="otp-en"} 1`,
 		`smppguard_otp_decision_causes_total{action="reject",cause="sim_swap:risky"} 1`,
 		`smppguard_esme_requests_in_flight{account="bank"} 0`,
+		`smppguard_requests_in_flight 0`,
+		`smppguard_requests_in_flight_limit 50000`,
 	} {
 		if code != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("metrics lack %s:\n%s", want, body)

@@ -213,6 +213,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	esmeSessions := sessionConfig(cfg, 0, log.Named("session"))
 	esmeSessions.Global = &smpp.InFlightLimit{Max: int64(cfg.Relay.MaxInFlight)}
 	if a.metrics != nil {
+		a.metrics.watchInFlight(reg, esmeSessions.Global)
+	}
+	if a.metrics != nil {
 		esmeSessions.Counts = &a.metrics.esme
 	}
 	srv := r.Server(esmeSessions, cfg.Listen.MaxConns)
