@@ -56,7 +56,9 @@ type Config struct {
 	OTP       OTP             `yaml:"otp"`
 	Admin     Admin           `yaml:"admin"`
 	Sandbox   Sandbox         `yaml:"sandbox"`
-	Log       Log             `yaml:"log"`
+
+	storeSet bool // relay.store_path was written in the file
+	Log      Log  `yaml:"log"`
 }
 
 // Listen configures the ESME-facing SMPP listener.
@@ -253,9 +255,10 @@ type Relay struct {
 	// DrainTimeout: on SIGTERM, how long requests and deliveries in flight may take to
 	// complete before smppguard unbinds everyone and exits. Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
-	// StorePath, if set, keeps receipts and MOs for offline receivers, and receipt
-	// correlations, in this file (bbolt), so a restart loses nothing that was acknowledged to
-	// the SMSC. Empty: in memory.
+	// StorePath keeps receipts and MOs for offline receivers, and receipt correlations, in
+	// this file (bbolt), so a restart loses nothing that was acknowledged to the SMSC.
+	// Default: smppguard.db next to the config file (the embedded sandbox: in memory);
+	// "memory" keeps them in memory.
 	StorePath string `yaml:"store_path"`
 	// MaxInFlight bounds the ESMEs' unanswered requests over all sessions together; beyond
 	// it requests are answered ESME_RTHROTTLED. Default 50000.

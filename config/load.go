@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -25,8 +26,24 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	// A deployed config keeps its queue and correlations on disk by default, next to the
+	// config file; store_path: memory opts out.
+	if !c.storeSet {
+		c.Relay.StorePath = filepath.Join(filepath.Dir(path), DefaultStoreFile)
+	}
+	return c, nil
 }
+
+// DefaultStoreFile is the durable store's file name, next to the config file, when
+// relay.store_path is not set; StoreMemory as relay.store_path keeps everything in memory.
+const (
+	DefaultStoreFile = "smppguard.db"
+	StoreMemory      = "memory"
+)
 
 // Parse decodes YAML bytes strictly, applies defaults and validates the
 // result. name (a file path, or e.g. "embedded") prefixes every error
@@ -48,6 +65,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, wrapYAMLError(name, err)
 	}
 	d := &doc{root: root}
+	c.storeSet = d.has("relay.store_path")
+	if c.Relay.StorePath == StoreMemory {
+		c.Relay.StorePath = ""
+	}
 	if errs := expandSecrets(&c, name, d, os.LookupEnv); len(errs) > 0 {
 		return nil, joinSorted(errs)
 	}

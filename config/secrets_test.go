@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,5 +33,29 @@ listen:
 	_, err = Parse("s.yaml", []byte(strings.Replace(base, "%s", "way-too-long-password", 1)))
 	if err == nil || !strings.Contains(err.Error(), "at most 8") {
 		t.Fatalf("long plain password: %v", err)
+	}
+}
+
+// A config file keeps the durable store next to itself unless store_path says otherwise.
+func TestStorePathDefault(t *testing.T) {
+	dir := t.TempDir()
+	base := "upstreams:\n  - {name: carrier, address: 127.0.0.1:2776, system_id: p, password: s}\nroutes:\n  - {name: default, upstream: carrier}\n"
+	for _, tc := range []struct{ extra, want string }{
+		{"", filepath.Join(dir, DefaultStoreFile)},
+		{"relay:\n  store_path: memory\n", ""},
+		{"relay:\n  store_path: /var/lib/x.db\n", "/var/lib/x.db"},
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		os.WriteFile(path, []byte(base+tc.extra), 0o600)
+		c, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Relay.StorePath != tc.want {
+			t.Errorf("%q: store_path %q, want %q", tc.extra, c.Relay.StorePath, tc.want)
+		}
+	}
+	if Default().Relay.StorePath != "" {
+		t.Error("the embedded sandbox should keep its queue in memory")
 	}
 }

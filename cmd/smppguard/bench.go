@@ -134,6 +134,8 @@ policies:
       - {signal: sim_swap, provider: op}
 otp:
   max_in_flight: %d
+relay:
+  store_path: memory
 admin:
   listen: ""
 log:
