@@ -166,6 +166,9 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Upstream is the upstream's name. Required; it must be able to transmit.
 	Upstream string `yaml:"upstream"`
+	// Policy, if set, is the OTP policy for messages relayed over this route, overriding the
+	// sending account's.
+	Policy string `yaml:"policy"`
 }
 
 // Account is an ESME allowed to bind to smppguard, looked up by the bind's

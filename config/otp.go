@@ -432,6 +432,15 @@ func (v *validator) otp(c *Config) {
 			v.add(p+".on_saturated", "%q is not a choice; use throttle or fail_policy", pl.OnSaturated)
 		}
 	}
+	for i, rt := range c.Routes {
+		if rt.Policy != "" && c.Policy(rt.Policy) == nil {
+			var names []string
+			for _, pl := range c.Policies {
+				names = append(names, pl.Name)
+			}
+			v.add(fmt.Sprintf("routes[%d].policy", i), "%s", undefined("policy", rt.Policy, "policies", names))
+		}
+	}
 	for i := range c.Accounts {
 		a, p := &c.Accounts[i], fmt.Sprintf("accounts[%d].policy", i)
 		if a.Policy != "" && c.Policy(a.Policy) == nil {

@@ -523,3 +523,41 @@ func DecodeGSM7Packed(b []byte) string {
 	decodeGSM7(&sb, b, true, 0)
 	return sb.String()
 }
+
+// Destination is one SME address of a submit_multi.
+type Destination struct {
+	Addr     string
+	TON, NPI byte
+}
+
+// SMEDestinations lists every SME address of a submit_multi dest_address list (distribution
+// lists, which the SMSC expands, are skipped). Bounded by the list's bytes.
+func SMEDestinations(b []byte) []Destination {
+	var out []Destination
+	for i := 0; i < len(b); {
+		flag := b[i]
+		i++
+		switch flag {
+		case 1:
+			if len(b)-i < 2 {
+				return out
+			}
+			ton, npi := b[i], b[i+1]
+			i += 2
+			end := i
+			for end < len(b) && b[end] != 0 {
+				end++
+			}
+			out = append(out, Destination{Addr: string(b[i:end]), TON: ton, NPI: npi})
+			i = end + 1
+		case 2:
+			for i < len(b) && b[i] != 0 {
+				i++
+			}
+			i++
+		default:
+			return out
+		}
+	}
+	return out
+}

@@ -41,6 +41,9 @@ type Step interface {
 type Config struct {
 	// Policies by account system_id; an account without one is never intercepted.
 	Policies map[string]*Policy
+	// RoutePolicies override the account's policy for messages relayed over a route
+	// (Message.Route), whether or not the account has a policy.
+	RoutePolicies map[string]*Policy
 	// Providers by name (wrapped in a checks.Guard by the caller).
 	Providers map[string]checks.Provider
 	// MaxInFlight bounds the OTPs being looked up at once; beyond it the account's
@@ -104,13 +107,20 @@ func New(cfg Config) (*Interceptor, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	all := map[string]*Policy{}
 	for acct, p := range cfg.Policies {
+		all["account "+acct] = p
+	}
+	for route, p := range cfg.RoutePolicies {
+		all["route "+route] = p
+	}
+	for acct, p := range all {
 		if err := p.Validate(); err != nil {
-			return nil, fmt.Errorf("interceptor: account %q: %w", acct, err)
+			return nil, fmt.Errorf("interceptor: %s: %w", acct, err)
 		}
 		for _, c := range p.Checks {
 			if cfg.Providers[c.Provider] == nil {
-				return nil, fmt.Errorf("interceptor: account %q policy %q: unknown provider %q", acct, p.Name, c.Provider)
+				return nil, fmt.Errorf("interceptor: %s policy %q: unknown provider %q", acct, p.Name, c.Provider)
 			}
 		}
 		if p.Deadline <= 0 {
@@ -178,7 +188,7 @@ var allow = Decision{Action: ActionAllow, Reason: "not an OTP"}
 // calls resolve exactly once, from another goroutine, with m.Decision set.
 func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver) (done bool) {
 	ic.seen.Add(1)
-	p := ic.cfg.Policies[m.Account]
+	p := ic.policyFor(m.Account, m.Route)
 	if p == nil {
 		m.Decision = allow
 		return true
@@ -221,6 +231,9 @@ func (ic *Interceptor) decideOne(ctx context.Context, p *Policy, m *Message, res
 // from its provider's cache: no goroutine, no context, no call out. It reports false (and
 // changes nothing) on any miss; the look-up chain then runs as usual.
 func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
+	if m.Command == smpp.SubmitMulti {
+		return false
+	}
 	msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
 	if err != nil {
 		return false
@@ -288,12 +301,22 @@ func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group, tim
 	ic.run(ctx, p, &whole, func(w *Message) { ic.pending.Add(^uint64(0)); finish(w) })
 }
 
+// policyFor is the route's policy when it has one, else the account's.
+func (ic *Interceptor) policyFor(account, route string) *Policy {
+	if route != "" {
+		if p := ic.cfg.RoutePolicies[route]; p != nil {
+			return p
+		}
+	}
+	return ic.cfg.Policies[account]
+}
+
 func (ic *Interceptor) partsTimedOut(g *Group) {
 	if len(g.Parts) == 0 {
 		return
 	}
 	m := g.Parts[0].Value.(*held).m
-	p := ic.cfg.Policies[m.Account]
+	p := ic.policyFor(m.Account, m.Route)
 	ic.decideGroup(context.Background(), p, g, true)
 }
 
@@ -387,6 +410,9 @@ func (s lookupStep) Wrap(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, m *Message) error {
 		p := policyOf(ctx)
 		m.CorrelationID = newCorrelationID()
+		if m.Command == smpp.SubmitMulti && m.PDU != nil {
+			return s.multi(ctx, p, m, next)
+		}
 		msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
 		m.Signals = make([]SignalOutcome, len(p.Checks))
 		if err != nil {
@@ -414,6 +440,72 @@ func (s lookupStep) Wrap(next Handler) Handler {
 		wg.Wait()
 		return next.Serve(ctx, m)
 	})
+}
+
+// multi checks every SME destination of a submit_multi. The message gets one decision: each
+// check's signals over all destinations, named by destination, and the most severe outcome.
+func (s lookupStep) multi(ctx context.Context, p *Policy, m *Message, next Handler) error {
+	dests := SMEDestinations(m.PDU.Field(smpp.FieldDestAddresses))
+	all := make([][]SignalOutcome, len(dests))
+	var wg sync.WaitGroup
+	for d, dst := range dests {
+		all[d] = make([]SignalOutcome, len(p.Checks))
+		msisdn, err := checks.NormalizeMSISDN(dst.Addr, dst.TON, dst.NPI, p.DefaultCC)
+		for i, c := range p.Checks {
+			if err != nil {
+				all[d][i] = SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Err: "destination is not a phone number: " + err.Error()}
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					if r := recover(); r != nil {
+						s.ic.panics.Add(1)
+						all[d][i] = SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Err: fmt.Sprintf("internal error: %v", r)}
+					}
+				}()
+				dm := *m
+				dm.MSISDN = msisdn
+				all[d][i] = s.ic.lookup(ctx, c, &dm)
+			}()
+		}
+	}
+	wg.Wait()
+	// The decision table works per check: fold the destinations into one outcome per check,
+	// keeping the worst (error > unknown > risky > clean as the policy orders them).
+	m.Signals = make([]SignalOutcome, len(p.Checks))
+	for i, c := range p.Checks {
+		var pick SignalOutcome
+		for d := range dests {
+			so := all[d][i]
+			so.Detail = Mask(dests[d].Addr, s.ic.cfg.MaskKeep) + ": " + so.Detail
+			if pick.Signal == "" || severity(outcomeOf(c, so).Action) > severity(outcomeOf(c, pick).Action) {
+				pick = so
+			}
+		}
+		if pick.Signal == "" {
+			pick = SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Detail: "no SME destination"}
+		}
+		m.Signals[i] = pick
+	}
+	if len(dests) > 0 {
+		m.MSISDN = dests[0].Addr
+	}
+	return next.Serve(ctx, m)
+}
+
+// outcomeOf is the outcome one signal leads to under check c.
+func outcomeOf(c CheckPolicy, so SignalOutcome) Outcome {
+	switch {
+	case so.Err != "":
+		return c.OnError
+	case so.unknown:
+		return c.OnUnknown
+	case so.Risky:
+		return c.OnRisk
+	}
+	return Outcome{Action: ActionAllow}
 }
 
 func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) SignalOutcome {

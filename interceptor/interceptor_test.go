@@ -344,3 +344,62 @@ func TestInterceptorCachedFastPath(t *testing.T) {
 		}
 	}
 }
+
+// submit_multi: every SME destination is checked; one swapped SIM rejects the message.
+func TestInterceptorSubmitMultiAllDestinations(t *testing.T) {
+	prov := &scripted{swapped: map[string]bool{"+447700900002": true}}
+	ic, _ := newTestInterceptor(t, prov, nil)
+	multi := func(dests ...string) *smpp.PDU {
+		var ds []smpp.Dest
+		for _, d := range dests {
+			ds = append(ds, smpp.Dest{TON: 1, NPI: 1, Addr: d})
+		}
+		ds = append(ds, smpp.Dest{DLName: "friends"})
+		p, err := smpp.NewBuilder(smpp.SubmitMulti, 0, 1).CString("").Int(5).Int(0).CString("BANK").Int(byte(len(ds))).Dests(ds).
+			Int(0).Int(0).Int(0).CString("").CString("").Int(0).Int(0).Int(0).Int(0).ShortMessage([]byte("Your OTP is 1234")).PDU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := prov.calls.Load()
+	m, _ := submit(t, ic, multi("447700900001", "447700900003"))
+	if m.Decision.Action != ActionAllow || prov.calls.Load()-before != 4 { // 2 destinations × 2 checks
+		t.Fatalf("clean destinations: %+v, %d calls", m.Decision, prov.calls.Load()-before)
+	}
+	m, _ = submit(t, ic, multi("447700900001", "447700900002"))
+	if m.Decision.Action != ActionReject || !strings.Contains(m.Decision.Reason, "0002") {
+		t.Fatalf("one swapped destination: %+v", m.Decision)
+	}
+}
+
+// A route's policy overrides the account's, and applies to accounts without one.
+func TestInterceptorRoutePolicy(t *testing.T) {
+	prov := &scripted{swapped: map[string]bool{"+447700900001": true}}
+	ic, _ := newTestInterceptor(t, prov, func(p *Policy, c *Config) {
+		shadow := *p
+		shadow.Shadow = true
+		c.RoutePolicies = map[string]*Policy{"watched": &shadow}
+		c.Policies["nopolicy"] = nil
+		delete(c.Policies, "nopolicy")
+	})
+	for _, tc := range []struct {
+		account, route string
+		shadow, otp    bool
+	}{
+		{"bank", "", false, true},        // the account's policy
+		{"bank", "watched", true, true},  // the route's overrides it
+		{"other", "watched", true, true}, // an account without a policy, protected by the route
+		{"other", "plain", false, false}, // neither: not intercepted
+	} {
+		m := &Message{Account: tc.account, Route: tc.route, PDU: smFrame(t, "447700900001", 0, []byte("Your OTP is 1234"))}
+		got := make(chan *Message, 1)
+		if ic.Submit(context.Background(), m, func(m *Message) { got <- m }) {
+			got <- m
+		}
+		r := <-got
+		if r.OTP != tc.otp || r.Decision.Shadow != tc.shadow {
+			t.Errorf("%s via %q: otp %v shadow %v (%+v)", tc.account, tc.route, r.OTP, r.Decision.Shadow, r.Decision)
+		}
+	}
+}

@@ -15,6 +15,9 @@ import (
 type Message struct {
 	// Account is the ESME's system_id.
 	Account string
+	// Route is the route the message would be relayed over ("" when not known, e.g.
+	// pass-through); a route's policy overrides the account's.
+	Route string
 	// PDU is the submit_sm, data_sm or submit_multi as received. Read-only.
 	PDU *smpp.PDU
 	// Received is when the proxy read it.

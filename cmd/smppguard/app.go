@@ -47,7 +47,7 @@ func (a *app) auditSink() interceptor.AuditSink {
 // buildOTPState compiles the policies and the interceptor of cfg, reusing prev's guards for
 // providers whose configuration did not change.
 func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpState) (*otpState, error) {
-	pols, err := buildPolicies(cfg)
+	pols, routePols, err := buildAllPolicies(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpSt
 		return nil, err
 	}
 	icfg := interceptor.Config{
-		Policies: pols, Providers: provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
+		Policies: pols, RoutePolicies: routePols, Providers: provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
 		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D()}, Audit: a.auditSink(), Logger: a.log.Named("otp"),
 	}
 	if a.metrics != nil {
@@ -66,7 +66,7 @@ func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpSt
 	if err != nil {
 		return nil, err
 	}
-	st := &otpState{ic: ic, pols: pols, guards: guards, provs: map[string]config.Provider{}}
+	st := &otpState{ic: ic, pols: pols, routePols: routePols, guards: guards, provs: map[string]config.Provider{}}
 	for _, p := range cfg.Providers {
 		st.provs[p.Name] = p
 	}

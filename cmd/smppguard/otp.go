@@ -102,8 +102,14 @@ func outcome(o config.Outcome) interceptor.Outcome {
 	return interceptor.Outcome{Action: interceptor.Action(o.Action), Status: o.StatusCode(), Route: o.Route, ReceiptStat: o.ReceiptStat, ReceiptErr: o.ReceiptErr}
 }
 
-// buildPolicies compiles each policy once and maps accounts to them.
+// buildPolicies compiles each policy once and maps accounts to them; routePolicies maps the
+// routes that override them.
 func buildPolicies(cfg *config.Config) (map[string]*interceptor.Policy, error) {
+	byAccount, _, err := buildAllPolicies(cfg)
+	return byAccount, err
+}
+
+func buildAllPolicies(cfg *config.Config) (byAccount, byRoute map[string]*interceptor.Policy, err error) {
 	byName := map[string]*interceptor.Policy{}
 	for _, pc := range cfg.Policies {
 		rules := interceptor.DefaultRules()
@@ -117,7 +123,7 @@ func buildPolicies(cfg *config.Config) (map[string]*interceptor.Policy, error) {
 		}
 		rs, err := interceptor.CompileRules(rules)
 		if err != nil {
-			return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
+			return nil, nil, fmt.Errorf("policy %q: %w", pc.Name, err)
 		}
 		p := &interceptor.Policy{
 			Name: pc.Name, Rules: rs, Shadow: pc.Shadow, Deadline: pc.Deadline.D(), OnSaturated: interceptor.Saturation(pc.OnSaturated),
@@ -129,13 +135,18 @@ func buildPolicies(cfg *config.Config) (map[string]*interceptor.Policy, error) {
 		}
 		byName[pc.Name] = p
 	}
-	out := map[string]*interceptor.Policy{}
+	byAccount, byRoute = map[string]*interceptor.Policy{}, map[string]*interceptor.Policy{}
 	for _, a := range cfg.Accounts {
 		if a.Policy != "" {
-			out[a.SystemID] = byName[a.Policy]
+			byAccount[a.SystemID] = byName[a.Policy]
 		}
 	}
-	return out, nil
+	for _, rt := range cfg.Routes {
+		if rt.Policy != "" {
+			byRoute[rt.Name] = byName[rt.Policy]
+		}
+	}
+	return byAccount, byRoute, nil
 }
 
 // otpHook adapts the interceptor to the relay's submit hook; neither package imports the
@@ -149,21 +160,23 @@ type otpHook struct {
 
 // otpState is one configuration's interceptor and account policies.
 type otpState struct {
-	ic     *interceptor.Interceptor
-	pols   map[string]*interceptor.Policy
-	guards map[string]*checks.Guard
-	provs  map[string]config.Provider // the configuration each guard was built from
+	ic        *interceptor.Interceptor
+	pols      map[string]*interceptor.Policy
+	routePols map[string]*interceptor.Policy
+	guards    map[string]*checks.Guard
+	provs     map[string]config.Provider // the configuration each guard was built from
 }
 
-// Intercepts implements relay.Interests: accounts without a policy skip the hook.
-func (h *otpHook) Intercepts(account string) bool {
+// Intercepts implements relay.Interests: submits with neither an account nor a route policy
+// skip the hook.
+func (h *otpHook) Intercepts(account, route string) bool {
 	st := h.state.Load()
-	return st != nil && st.pols[account] != nil
+	return st != nil && (st.pols[account] != nil || (route != "" && st.routePols[route] != nil))
 }
 
 func (h *otpHook) Submit(req *relay.SubmitRequest) relay.Verdict {
 	st := h.state.Load()
-	m := &interceptor.Message{Account: req.Account, PDU: req.PDU, Received: time.Now()}
+	m := &interceptor.Message{Account: req.Account, Route: req.Route, PDU: req.PDU, Received: time.Now()}
 	if st.ic.Submit(req.Ctx, m, func(m *interceptor.Message) { req.Resolve(h.verdict(m)) }) {
 		return h.verdict(m)
 	}

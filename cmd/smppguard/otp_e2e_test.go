@@ -66,12 +66,13 @@ upstreams:
 routes:
   - {name: default, upstream: carrier}
   - {name: voice, upstream: voicegw}
+  - {name: guarded, upstream: carrier, policy: closed}
 accounts:
   - {system_id: bank, password: bankpw, route: default, policy: open}
   - {system_id: closed, password: pw, route: default, policy: closed}
   - {system_id: dropper, password: pw, route: default, policy: dropper}
   - {system_id: shadow, password: pw, route: default, policy: shadow}
-  - {system_id: plain, password: pw, route: default}
+  - {system_id: plain, password: pw, route: default, prefix_routes: [{prefix: "447700900009", route: guarded}]}
   - {system_id: packer, password: pw, route: default, policy: packed}
 providers:
   - name: op
@@ -330,6 +331,13 @@ func TestE2EOTPActions(t *testing.T) {
 			t.Fatalf("status %s", r.Status())
 		}
 	})
+	t.Run("route policy protects an account without one", func(t *testing.T) {
+		e.carrier.SetNumber("+447700900009", fakecarrier.Number{SimChangedAgo: dur(time.Hour)})
+		p := bindTRX(t, e.proc.addr, "plain", "pw")
+		if r := p.submit(t, sm{dest: "447700900009", text: []byte(otpText)}); r.Status() != smpp.StatusSubmitFail {
+			t.Fatalf("OTP to a swapped SIM over the guarded route: %s", r.Status())
+		}
+	})
 	// The audit file has one record per OTP decision, masked, with the correlation id the
 	// carrier received.
 	e.proc.cmd.Process.Signal(os.Interrupt)
@@ -358,7 +366,7 @@ func TestE2EOTPActions(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"reject": 2, "reroute": 1, "allow": 2, "drop": 1, "flag": 1}
+	want := map[string]int{"reject": 3, "reroute": 1, "allow": 2, "drop": 1, "flag": 1}
 	for a, n := range want {
 		if byAction[a] != n {
 			t.Fatalf("audit actions %v, want %v", byAction, want)

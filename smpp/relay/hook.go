@@ -73,7 +73,7 @@ type Verdict struct {
 // only the submits of accounts for which Intercepts returns true; other accounts' submits
 // are relayed without building a SubmitRequest.
 type Interests interface {
-	Intercepts(account string) bool
+	Intercepts(account, route string) bool
 }
 
 // SubmitRequest is one submit-path PDU offered to the hook.
@@ -82,6 +82,8 @@ type SubmitRequest struct {
 	Ctx context.Context
 	// Account is the ESME's system_id as configured.
 	Account string
+	// Route is the pooled route the PDU would be relayed over ("" for pass-through).
+	Route string
 	// Session is the ESME session (read its identity; do not write to it).
 	Session *smpp.Session
 	// PDU is the request as received. Read-only: the relay forwards these bytes.

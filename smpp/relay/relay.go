@@ -1046,7 +1046,11 @@ func (e *esme) submit(p *smpp.PDU) {
 		e.forward(p, "", kindSubmit, time.Time{})
 		return
 	}
-	if in, ok := h.(Interests); ok && !in.Intercepts(e.acct.SystemID) {
+	route := ""
+	if a := e.r.snap.Load().accounts[e.acct.SystemID]; a != nil && a.Mode == Pooled {
+		route = a.routeFor(p.Field(smpp.FieldDestinationAddr))
+	}
+	if in, ok := h.(Interests); ok && !in.Intercepts(e.acct.SystemID, route) {
 		e.forward(p, "", kindSubmit, time.Time{})
 		return
 	}
@@ -1054,7 +1058,7 @@ func (e *esme) submit(p *smpp.PDU) {
 	if e.r.cfg.ObserveLatency != nil {
 		start = time.Now()
 	}
-	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Session: e.s, PDU: p}
+	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Route: route, Session: e.s, PDU: p}
 	req.resolve = func(v Verdict) { e.apply(p, v, start) }
 	v := h.Submit(req)
 	if v.Action == Pending {
