@@ -37,7 +37,7 @@ func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxPDUSize
 	}
-	return &FrameReader{br: bufio.NewReaderSize(r, 32*1024), max: maxSize}
+	return &FrameReader{br: bufio.NewReaderSize(r, 8*1024), max: maxSize}
 }
 
 // ReadFrame returns the next frame in a newly allocated slice that the caller owns.

@@ -680,7 +680,7 @@ func (s *Session) tick() time.Duration {
 }
 
 func (s *Session) writeLoop() {
-	bw := bufio.NewWriterSize(s.conn, 32*1024)
+	bw := bufio.NewWriterSize(s.conn, 16*1024)
 	ticker := time.NewTicker(s.tick())
 	defer ticker.Stop()
 	for {
