@@ -338,9 +338,7 @@ func (ic *Interceptor) run(ctx context.Context, p *Policy, m *Message, done Reso
 		return
 	}
 	go func() {
-		defer func() { <-ic.sem }()
 		lctx, cancel := context.WithTimeout(ctx, p.Deadline)
-		defer cancel()
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
@@ -355,7 +353,11 @@ func (ic *Interceptor) run(ctx context.Context, p *Policy, m *Message, done Reso
 				m.Decision.Cause = "error"
 			}
 		}()
+		cancel()
 		ic.record(p, m)
+		// Free the slot before answering: an ESME whose window equals the bound may send
+		// its next OTP the moment it reads this answer.
+		<-ic.sem
 		done(m)
 	}()
 }
