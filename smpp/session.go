@@ -177,6 +177,7 @@ type Session struct {
 	enqSeq  uint32 // outstanding keepalive enquire_link, 0 when none (under mu)
 
 	peerOutstanding atomic.Int64
+	loopsDone       atomic.Int32
 
 	rxPDUs, txPDUs, rxReq, throttled, unmatched, timeouts, protoErrs atomic.Uint64
 
@@ -203,11 +204,10 @@ func NewSession(conn net.Conn, side Side, h Handler, cfg Config) *Session {
 	}
 	s.log = cfg.Logger.With(zap.String("peer", conn.RemoteAddr().String()))
 	s.lastRecv.Store(time.Now().UnixNano())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.readLoop() }()
-	go func() { defer wg.Done(); s.writeLoop() }()
-	go func() { wg.Wait(); s.finish() }()
+	// Two goroutines per session; whichever loop exits last runs finish (no third
+	// goroutine waiting for them: it would cost ~8 KiB per idle session).
+	go func() { s.readLoop(); s.loopDone() }()
+	go func() { s.writeLoop(); s.loopDone() }()
 	return s
 }
 
@@ -499,6 +499,12 @@ func (s *Session) closeWith(err error) {
 		close(s.closing)
 		s.conn.Close()
 	})
+}
+
+func (s *Session) loopDone() {
+	if s.loopsDone.Add(1) == 2 {
+		s.finish()
+	}
 }
 
 // finish runs once both loops exited: it fails what is pending and calls OnClose.
