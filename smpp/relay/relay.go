@@ -1051,7 +1051,7 @@ func (e *esme) submit(p *smpp.PDU) {
 		route = a.routeFor(p.Field(smpp.FieldDestinationAddr))
 	}
 	if in, ok := h.(Interests); ok && !in.Intercepts(e.acct.SystemID, route) {
-		e.forward(p, "", kindSubmit, time.Time{})
+		e.forward(p, route, kindSubmit, time.Time{}) // the route is resolved once
 		return
 	}
 	var start time.Time
@@ -1059,25 +1059,25 @@ func (e *esme) submit(p *smpp.PDU) {
 		start = time.Now()
 	}
 	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Route: route, Session: e.s, PDU: p}
-	req.resolve = func(v Verdict) { e.apply(p, v, start) }
+	req.resolve = func(v Verdict) { e.apply(p, v, start, route) }
 	v := h.Submit(req)
 	if v.Action == Pending {
 		return
 	}
 	req.once.Do(func() {}) // later Resolve calls are ignored
-	e.apply(p, v, start)
+	e.apply(p, v, start, route)
 }
 
 // apply carries out a hook's verdict. start (zero unless latency is observed) is when the
 // request arrived; answers the hook gives itself are observed here, relayed ones on their
 // response.
-func (e *esme) apply(p *smpp.PDU, v Verdict, start time.Time) {
+func (e *esme) apply(p *smpp.PDU, v Verdict, start time.Time, route string) {
 	if !start.IsZero() && (v.Action == Reject || v.Action == Answer) {
 		defer func() { e.r.cfg.ObserveLatency(p.ID(), time.Since(start)) }()
 	}
 	switch v.Action {
 	case Pass:
-		e.forward(p, "", kindSubmit, start)
+		e.forward(p, route, kindSubmit, start)
 	case Reroute:
 		e.forward(p, v.Route, kindSubmit, start)
 	case Reject:
