@@ -448,12 +448,11 @@ func (s *Session) Bind(ctx context.Context, req *PDU) (*PDU, error) {
 	if !req.ID().IsBind() {
 		return nil, fmt.Errorf("smpp: Bind with %s", req.ID())
 	}
+	sys := req.CString(FieldSystemID)
+	s.systemID.Store(&sys) // the reader marks the session bound as it reads an ESME_ROK bind_resp
 	resp, err := s.Request(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("smpp: %s: %w", req.ID(), err)
-	}
-	if resp.Status() == StatusOK {
-		s.SetBound(req.ID(), req.CString(FieldSystemID))
 	}
 	return resp, nil
 }
@@ -614,6 +613,15 @@ func (s *Session) handleResponse(p *PDU) {
 		return
 	}
 	<-s.window
+	if pe.id.IsBind() && p.ID() != GenericNack && p.Status() == StatusOK {
+		// Bound before the next PDU is read: an SMSC may send deliver_sm right behind its
+		// bind_resp, and it must not be refused with ESME_RINVBNDSTS.
+		sys := ""
+		if v := s.systemID.Load(); v != nil {
+			sys = *v
+		}
+		s.SetBound(pe.id, sys)
+	}
 	if pe.h != nil {
 		pe.h.HandleResponse(pe.ref, p, nil)
 	}

@@ -440,3 +440,77 @@ func TestGlobalInFlightLimit(t *testing.T) {
 		t.Fatalf("%d slots still taken after all responses", n)
 	}
 }
+
+// An SMSC that writes a deliver_sm right behind its bind_resp (in the same TCP segment) must
+// get ESME_ROK for it: the client is bound before it reads the next PDU.
+func TestDeliverRightAfterBindResp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan Status, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fr := NewFrameReader(c, 4096)
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		bind, err := Parse(f)
+		if err != nil {
+			return
+		}
+		out := mustB(BindResponse(bind, StatusOK, "smsc"))
+		out = append(out, mustB(NewBuilder(DeliverSM, StatusOK, 77).CString("").Int(1).Int(1).CString("447700900123").
+			Int(1).Int(1).CString("BANK").Int(0).Int(0).Int(0).CString("").CString("").Int(0).Int(0).Int(0).Int(0).
+			ShortMessage([]byte("hello")).Bytes())...)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if p, err := Parse(f); err == nil && p.ID() == DeliverSMResp && p.Seq() == 77 {
+				got <- p.Status()
+				return
+			}
+		}
+	}()
+	served := make(chan struct{}, 1)
+	h := HandlerFunc(func(s *Session, p *PDU) {
+		served <- struct{}{}
+		s.Respond(p, StatusOK, "")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bind := mustPDU(t, mustB(BindParams{SystemID: "bank", Password: "pw"}.Encode(BindTransceiver, 0)))
+	s, _, err := Dial(ctx, ln.Addr().String(), bind, h, Config{ResponseTimeout: 5 * time.Second, EnquireLinkInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case st := <-got:
+		if st != StatusOK {
+			t.Fatalf("deliver_sm behind bind_resp answered %s", st)
+		}
+	case <-ctx.Done():
+		t.Fatal("no deliver_sm_resp")
+	}
+	select {
+	case <-served:
+	default:
+		t.Fatal("handler never saw the deliver_sm")
+	}
+	if s.SystemID() != "bank" || s.State() != StateBoundTRX {
+		t.Fatalf("session %q in %s", s.SystemID(), s.State())
+	}
+}

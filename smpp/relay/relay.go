@@ -942,7 +942,14 @@ func (e *esme) bind(p *smpp.PDU) {
 		if u.TLS != nil {
 			dialer = &tls.Dialer{Config: u.TLS}
 		}
-		up, resp, err := smpp.DialWith(ctx, dialer, u.Addr, p, &pairHandler{e: e}, u.Session)
+		// The SMSC may send deliver_sm right behind its bind_resp: the pair handler holds it
+		// until the ESME has its bind_resp (or the bind failed, then it is refused).
+		ready := make(chan struct{})
+		var once sync.Once
+		markReady := func() { once.Do(func() { close(ready) }) }
+		defer markReady()
+		ph := &pairHandler{e: e, ready: ready}
+		up, resp, err := smpp.DialWith(ctx, dialer, u.Addr, p, ph, u.Session)
 		p.SetSeq(esmeSeq)
 		if resp == nil {
 			st.mu.Lock()
@@ -965,6 +972,7 @@ func (e *esme) bind(p *smpp.PDU) {
 			up.Close()
 			return
 		}
+		markReady()
 		r.wake(a.SystemID)
 		// The upstream session dropping drops the ESME session the same way.
 		go func() {
@@ -1166,11 +1174,24 @@ func startNanos(t time.Time) int64 {
 
 // pairHandler serves the SMSC's requests on a pass-through upstream session: everything goes
 // to the paired ESME session, and the ESME's answer goes back.
-type pairHandler struct{ e *esme }
+type pairHandler struct {
+	e     *esme
+	ready <-chan struct{} // closed once the ESME's bind is answered
+}
 
 func (h *pairHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
 	e := h.e
 	seq := p.Seq()
+	select {
+	case <-h.ready:
+	case <-e.ctx.Done():
+	}
+	if !e.s.State().Bound() {
+		if p.ID().HasResponse() {
+			up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), smpp.StatusXTAppn, seq))
+		}
+		return
+	}
 	if !p.ID().HasResponse() { // alert_notification
 		e.s.Send(e.ctx, p, nil, smpp.Ref{})
 		return

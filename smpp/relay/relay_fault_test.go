@@ -386,3 +386,28 @@ func TestSessionTPSAndBindRate(t *testing.T) {
 		t.Fatalf("4th bind within the burst of 3: %v, want ESME_RBINDFAIL", err)
 	}
 }
+
+// Pass-through: a receipt the SMSC kept while no receiver was bound is written right behind
+// the new receiver's bind_resp. It reaches the ESME on the first attempt (not refused as
+// "not bound" and retried).
+func TestPassThroughQueuedReceiptOnRebind(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, nil)
+	for i := range 5 {
+		tx := mustBind(t, e.addr, smpp.BindTransmitter, "pt", "ptpw")
+		request(t, tx, submitFrame(t, smOpt{regDel: 1, text: []byte("x")}))
+		tx.s.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for e.smsc.Stats().DLRsPending < 1 && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		rx := mustBind(t, e.addr, smpp.BindReceiver, "pt", "ptpw")
+		rx.waitDelivered(t, 1)
+		for e.smsc.Stats().DLRsAcked < int64(i+1) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if st := e.smsc.Stats(); st.DLRsSent != int64(i+1) || st.DLRsAcked != int64(i+1) {
+			t.Fatalf("round %d: receipts sent %d, acked %d (a refused first attempt is resent)", i, st.DLRsSent, st.DLRsAcked)
+		}
+		rx.s.Close()
+	}
+}
