@@ -51,6 +51,9 @@ type RuleSet struct {
 	texts []textRegexp
 	// ac finds the prefilter literals of texts[:maxMemo] in one pass over the text.
 	ac *acMatcher
+	// memo remembers the text regexps' results per text template (see memo.go); nil when
+	// there are no text regexps.
+	memo *textMemo
 }
 
 type rule struct {
@@ -153,6 +156,17 @@ func CompileRules(rules []RuleConfig) (*RuleSet, error) {
 		rs.rules = append(rs.rules, r)
 	}
 	rs.ac = newACMatcher(rs.texts)
+	if len(rs.texts) > 0 {
+		patterns := make([]string, 0, len(byPattern))
+		for p := range byPattern {
+			patterns = append(patterns, p)
+		}
+		memo, err := newTextMemo(patterns)
+		if err != nil {
+			return nil, fmt.Errorf("interceptor: rules memo: %w", err)
+		}
+		rs.memo = memo
+	}
 	return rs, nil
 }
 
@@ -186,8 +200,8 @@ func compileText(pattern string) (textRegexp, error) {
 
 // Match reports whether m is an OTP by the rules, and the name of the first rule that
 // matches. It reads m.PDU (service_type, TLVs) and what Decode set (Source, Text, Binary).
-// Text rules never match a binary message. It does not allocate (unless a rule set has more
-// than 64 distinct text patterns).
+// Text rules never match a binary message. It allocates only when it memoises a new text
+// template (see memo.go), or when a rule set has more than 64 distinct text patterns.
 func (rs *RuleSet) Match(m *Message) (name string, ok bool) {
 	if rs == nil {
 		return "", false
@@ -198,7 +212,29 @@ func (rs *RuleSet) Match(m *Message) (name string, ok bool) {
 		done, res  uint64 // results of the text regexps evaluated so far, by index < maxMemo
 		folded     []byte // for the literals of text regexps beyond maxMemo
 		foldedDone bool
+		keyBuf     [memoMaxText]byte
+		key        []byte
+		keyHash    uint64
+		memoDone   uint64 // done as the memo had it
+		memoHits   bool
 	)
+	if rs.memo != nil && !m.Binary {
+		var keyOK bool
+		if key, keyHash, keyOK = rs.memo.key(m.Text, &keyBuf); keyOK {
+			if e, ok := rs.memo.get(key, keyHash); ok {
+				done, res, hits, hitsDone = e.done, e.res, e.hits, e.hitsDone
+				memoDone, memoHits = e.done, e.hitsDone
+			}
+		} else {
+			key = nil
+		}
+	}
+	// Whatever regexps ran are remembered for the next message of the same template.
+	defer func() {
+		if key != nil && (done != 0 || hitsDone) && (done != memoDone || hitsDone != memoHits) {
+			rs.memo.put(key, keyHash, memoEntry{done: done, res: res, hits: hits, hitsDone: hitsDone})
+		}
+	}()
 	// prefilter reports whether text regexp i's literals allow a match.
 	prefilter := func(i int) bool {
 		lit := rs.texts[i].lit
