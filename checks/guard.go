@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
@@ -128,16 +128,17 @@ type entry struct {
 }
 
 // Guard wraps a Provider with a cache per signal, singleflight, a concurrency bound, a
-// per-call timeout and a circuit breaker. Create it once per provider: each cache owns a
-// sweeper goroutine that never exits. *Guard implements Provider.
+// per-call timeout and a circuit breaker. *Guard implements Provider. The caches are
+// size-bounded LRUs whose entries carry their own expiry, checked on the Guard's clock at
+// look-up (no sweeper goroutine: a Guard needs no Close).
 type Guard struct {
 	p      Provider
 	cfg    GuardConfig
 	log    *zap.Logger
 	now    func() time.Time
-	caches map[Signal]*expirable.LRU[string, entry] // fixed after NewGuard; nil entry = no caching
+	caches map[Signal]*lru.Cache[cacheKey, entry] // fixed after NewGuard; nil entry = no caching
 	ttls   map[Signal]time.Duration
-	errs   *expirable.LRU[string, entry] // nil = errors not cached
+	errs   *lru.Cache[cacheKey, entry] // nil = errors not cached
 	sf     singleflight.Group
 	br     breaker
 
@@ -174,7 +175,7 @@ func NewGuard(p Provider, cfg GuardConfig, log *zap.Logger) *Guard {
 	}
 	g := &Guard{
 		p: p, cfg: cfg, log: log, now: cfg.Now,
-		caches: map[Signal]*expirable.LRU[string, entry]{},
+		caches: map[Signal]*lru.Cache[cacheKey, entry]{},
 		ttls:   map[Signal]time.Duration{},
 		br:     breaker{threshold: cfg.BreakerFailures, openFor: cfg.BreakerOpenFor},
 	}
@@ -185,11 +186,11 @@ func NewGuard(p Provider, cfg GuardConfig, log *zap.Logger) *Guard {
 		}
 		g.ttls[s] = ttl
 		if ttl > 0 {
-			g.caches[s] = expirable.NewLRU[string, entry](cfg.CacheSize, nil, ttl)
+			g.caches[s] = mustLRU(cfg.CacheSize)
 		}
 	}
 	if cfg.ErrorTTL > 0 {
-		g.errs = expirable.NewLRU[string, entry](cfg.CacheSize, nil, cfg.ErrorTTL)
+		g.errs = mustLRU(cfg.CacheSize)
 	}
 	return g
 }
@@ -203,7 +204,7 @@ func (g *Guard) Name() string { return g.p.Name() }
 // be waiting for it); if ctx ends first, Check returns at once with an error matching
 // both ErrUnavailable and ctx.Err(), and the call's answer is still cached.
 func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
-	key := cacheKey(q)
+	key := keyOf(q)
 	if e, ok := g.cached(q.Signal, key); ok {
 		g.hits.Add(1)
 		return hit(e)
@@ -213,7 +214,7 @@ func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
 		g.brRejected.Add(1)
 		return Result{}, g.breakerErr()
 	}
-	ch := g.sf.DoChan(key, func() (any, error) { return g.call(context.WithoutCancel(ctx), q, key) })
+	ch := g.sf.DoChan(key.String(), func() (any, error) { return g.call(context.WithoutCancel(ctx), q, key) })
 	// The call's own deadline normally answers first; this bounds the wait even if the
 	// provider ignores its context.
 	stuck := time.NewTimer(g.cfg.Timeout + timeoutGrace)
@@ -234,7 +235,7 @@ func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
 // Cached answers q from the cache alone: ok is false on a miss, and nothing is called. The
 // interceptor uses it to decide fully cached OTPs without a goroutine.
 func (g *Guard) Cached(q Query) (res Result, err error, ok bool) {
-	e, ok := g.cached(q.Signal, cacheKey(q))
+	e, ok := g.cached(q.Signal, keyOf(q))
 	if !ok {
 		return Result{}, nil, false
 	}
@@ -257,19 +258,44 @@ func hit(e entry) (Result, error) {
 	return r, nil
 }
 
-// cacheKey identifies a question: MaxAge counts (in CAMARA hours) only for swap signals.
-func cacheKey(q Query) string {
-	k := string(q.Signal) + "|" + q.MSISDN
+// cacheKey identifies a question: MaxAge counts (in CAMARA hours) only for swap signals
+// (maxAge is -1 for the others). A struct, so a look-up builds no string.
+type cacheKey struct {
+	signal Signal
+	msisdn string
+	maxAge int
+}
+
+func keyOf(q Query) cacheKey {
+	k := cacheKey{signal: q.Signal, msisdn: q.MSISDN, maxAge: -1}
 	if q.Signal.UsesMaxAge() {
-		k += "|" + strconv.Itoa(MaxAgeHours(q.MaxAge))
+		k.maxAge = MaxAgeHours(q.MaxAge)
 	}
 	return k
 }
 
+// String is the singleflight key.
+func (k cacheKey) String() string {
+	s := string(k.signal) + "|" + k.msisdn
+	if k.maxAge >= 0 {
+		s += "|" + strconv.Itoa(k.maxAge)
+	}
+	return s
+}
+
+func mustLRU(size int) *lru.Cache[cacheKey, entry] {
+	c, err := lru.New[cacheKey, entry](size)
+	if err != nil { // only for size <= 0, which NewGuard rules out
+		panic(fmt.Sprintf("checks: cache of size %d: %v", size, err))
+	}
+	return c
+}
+
 // cached looks key up in the signal's cache, then in the error cache, on the Guard's clock.
-func (g *Guard) cached(s Signal, key string) (entry, bool) {
+// An expired entry is removed.
+func (g *Guard) cached(s Signal, key cacheKey) (entry, bool) {
 	now := g.now()
-	for _, c := range [2]*expirable.LRU[string, entry]{g.caches[s], g.errs} {
+	for _, c := range [2]*lru.Cache[cacheKey, entry]{g.caches[s], g.errs} {
 		if c == nil {
 			continue
 		}
@@ -284,7 +310,7 @@ func (g *Guard) cached(s Signal, key string) (entry, bool) {
 }
 
 // call is the singleflight leader's work: one provider call, its accounting and caching.
-func (g *Guard) call(ctx context.Context, q Query, key string) (res Result, err error) {
+func (g *Guard) call(ctx context.Context, q Query, key cacheKey) (res Result, err error) {
 	// An earlier leader for this key may have finished between our miss and now.
 	if e, ok := g.cached(q.Signal, key); ok {
 		return hit(e)
@@ -383,7 +409,7 @@ func (g *Guard) record(probe bool, err error) {
 
 // store caches a result or ErrUnknownNumber for the signal's TTL and other errors for
 // ErrorTTL; saturation and breaker errors are not cached.
-func (g *Guard) store(s Signal, key string, res Result, err error) {
+func (g *Guard) store(s Signal, key cacheKey, res Result, err error) {
 	now := g.now()
 	switch {
 	case err == nil || errors.Is(err, ErrUnknownNumber):

@@ -108,7 +108,7 @@ func TestGuardCacheTTLPerSignal(t *testing.T) {
 		if res.Cached != s.cached {
 			t.Fatalf("%s: Cached = %v, want %v", s.name, res.Cached, s.cached)
 		}
-		key := cacheKey(s.q)
+		key := keyOf(s.q).String()
 		if s.cached {
 			if res.Latency != 0 || !res.FetchedAt.Equal(fetched[key]) {
 				t.Fatalf("%s: cached result has Latency %v FetchedAt %v, want 0 and the original %v", s.name, res.Latency, res.FetchedAt, fetched[key])

@@ -43,14 +43,14 @@ type AuditFunc func(AuditRecord)
 // Record calls f.
 func (f AuditFunc) Record(r AuditRecord) { f(r) }
 
-func (ic *Interceptor) auditRecord(p *Policy, m *Message) AuditRecord {
+func (ic *Interceptor) auditRecord(p *Policy, m *Message, now time.Time) AuditRecord {
 	r := AuditRecord{
-		Time: ic.cfg.Now().UTC(), Account: m.Account, Destination: Mask(m.Dest, ic.cfg.MaskKeep), Source: m.Source,
+		Time: now.UTC(), Account: m.Account, Destination: Mask(m.Dest, ic.cfg.MaskKeep), Source: m.Source,
 		Command: m.Command.String(), Rule: m.Rule, Signals: m.Signals, Action: m.Decision.Action, Route: m.Decision.Route,
 		Reason: m.Decision.Reason, Shadow: m.Decision.Shadow, CorrelationID: m.CorrelationID,
 	}
 	if !m.Received.IsZero() {
-		r.DecisionTime = ic.cfg.Now().Sub(m.Received)
+		r.DecisionTime = now.Sub(m.Received)
 	}
 	if m.Part != nil {
 		r.Parts = m.Part.Total

@@ -88,3 +88,45 @@ func TestMask(t *testing.T) {
 		}
 	}
 }
+
+// The reasons precomputed for clean checks read exactly as the ones Decide formats, and a
+// clean decision formats nothing.
+func TestDecidePrecomputedReasons(t *testing.T) {
+	checksOf := func() []CheckPolicy {
+		return []CheckPolicy{
+			{Signal: checks.SimSwap, Provider: "op", MaxAge: 72 * 3600e9, OnRisk: Outcome{Action: ActionReject}},
+			{Signal: checks.CallForwarding, Provider: "op", OnRisk: Outcome{Action: ActionFlag}},
+		}
+	}
+	prepared := &Policy{Name: "p", Checks: checksOf()}
+	clean := make([]string, len(prepared.Checks))
+	for i := range prepared.Checks {
+		prepared.Checks[i].prepare()
+		clean[i] = prepared.Checks[i].cleanReason
+	}
+	prepared.allClean = strings.Join(clean, "; ")
+	raw := &Policy{Name: "p", Checks: checksOf()}
+	for i := range raw.Checks {
+		raw.Checks[i].risky, raw.Checks[i].clean = prepared.Checks[i].risky, prepared.Checks[i].clean
+	}
+	for _, risky := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+		sigs := make([]SignalOutcome, 2)
+		for i, c := range prepared.Checks {
+			sigs[i] = SignalOutcome{Signal: string(c.Signal), Risky: risky[i], Detail: c.clean}
+			if risky[i] {
+				sigs[i].Detail = c.risky
+			}
+		}
+		got, want := Decide(prepared, sigs), Decide(raw, sigs)
+		if got != want {
+			t.Fatalf("%v: prepared %+v, formatted %+v", risky, got, want)
+		}
+	}
+	sigs := []SignalOutcome{{Signal: "sim_swap", Detail: prepared.Checks[0].clean}, {Signal: "call_forwarding", Detail: prepared.Checks[1].clean}}
+	if got := Decide(prepared, sigs).Reason; got != "sim_swap: no SIM swap within 72h; call_forwarding: no unconditional call forwarding" {
+		t.Fatalf("clean reason %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { Decide(prepared, sigs) }); n != 0 && !raceEnabled() {
+		t.Fatalf("a clean decision allocates %v times", n)
+	}
+}

@@ -80,7 +80,8 @@ type Interceptor struct {
 	sem                                    chan struct{}
 	mu                                     sync.Mutex
 	actions                                map[Action]uint64
-	rules, causes                          map[string]uint64
+	rules                                  map[string]uint64
+	causes                                 map[causeKey]uint64
 	seen, otps, pending, saturated, panics atomic.Uint64
 }
 
@@ -126,15 +127,18 @@ func New(cfg Config) (*Interceptor, error) {
 		if p.Deadline <= 0 {
 			p.Deadline = 2 * time.Second
 		}
+		clean := make([]string, len(p.Checks))
 		for i := range p.Checks {
 			p.Checks[i].prepare()
+			clean[i] = p.Checks[i].cleanReason
 		}
+		p.allClean = strings.Join(clean, "; ")
 		if p.OnSaturated == "" {
 			p.OnSaturated = SaturatedThrottle
 		}
 	}
 	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), actions: map[Action]uint64{},
-		rules: map[string]uint64{}, causes: map[string]uint64{}}
+		rules: map[string]uint64{}, causes: map[causeKey]uint64{}}
 	var h Handler = HandlerFunc(func(context.Context, *Message) error { return nil })
 	steps := ic.chainOrder()
 	for i := len(steps) - 1; i >= 0; i-- {
@@ -174,7 +178,7 @@ func (ic *Interceptor) Stats() Stats {
 	}
 	causes := make(map[string]uint64, len(ic.causes))
 	for k, v := range ic.causes {
-		causes[k] = v
+		causes[string(k.action)+"|"+k.cause] = v
 	}
 	ic.mu.Unlock()
 	return Stats{Seen: ic.seen.Load(), OTPs: ic.otps.Load(), Pending: ic.pending.Load(), Saturated: ic.saturated.Load(), Panics: ic.panics.Load(),
@@ -239,6 +243,7 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 		return false
 	}
 	sigs := make([]SignalOutcome, len(p.Checks))
+	now := ic.cfg.Now() // one clock read for the whole decision
 	for i, c := range p.Checks {
 		cp, ok := ic.cfg.Providers[c.Provider].(checks.CachePeeker)
 		if !ok {
@@ -248,11 +253,11 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 		if !hit {
 			return false
 		}
-		sigs[i] = ic.outcome(c, m, res, err, 0)
+		sigs[i] = ic.outcome(c, m, res, err, 0, now)
 	}
 	m.MSISDN, m.Signals = msisdn, sigs
 	m.Decision = Decide(p, sigs)
-	ic.record(p, m)
+	ic.recordAt(p, m, now)
 	return true
 }
 
@@ -373,23 +378,33 @@ func (ic *Interceptor) failPolicy(p *Policy, why string) Decision {
 	return worst.decision("fail policy: " + why)
 }
 
-func (ic *Interceptor) record(p *Policy, m *Message) {
+func (ic *Interceptor) record(p *Policy, m *Message) { ic.recordAt(p, m, ic.cfg.Now()) }
+
+// recordAt counts, audits and logs a decision made at now.
+func (ic *Interceptor) recordAt(p *Policy, m *Message, now time.Time) {
 	if p.Shadow {
 		m.Decision.Shadow = true
 	}
 	ic.mu.Lock()
 	ic.actions[m.Decision.Action]++
 	ic.rules[m.Rule]++
-	ic.causes[string(m.Decision.Action)+"|"+m.Decision.Cause]++
+	ic.causes[causeKey{m.Decision.Action, m.Decision.Cause}]++
 	ic.mu.Unlock()
 	if ic.cfg.Audit != nil {
-		ic.cfg.Audit.Record(ic.auditRecord(p, m))
+		ic.cfg.Audit.Record(ic.auditRecord(p, m, now))
 	}
 	if ce := ic.log.Check(zap.InfoLevel, "interceptor: OTP decision"); ce != nil {
 		ce.Write(zap.String("account", m.Account), zap.String("destination", Mask(m.Dest, ic.cfg.MaskKeep)),
 			zap.String("rule", m.Rule), zap.String("action", string(m.Decision.Action)), zap.Bool("shadow", m.Decision.Shadow),
 			zap.String("reason", m.Decision.Reason), zap.String("correlation_id", m.CorrelationID))
 	}
+}
+
+// causeKey counts decisions by action and cause (Stats.ByCause "action|cause"); a struct,
+// so that counting builds no string.
+type causeKey struct {
+	action Action
+	cause  string
 }
 
 type policyKey struct{}
@@ -513,7 +528,7 @@ func outcomeOf(c CheckPolicy, so SignalOutcome) Outcome {
 func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) SignalOutcome {
 	start := time.Now()
 	res, err := ic.cfg.Providers[c.Provider].Check(ctx, checks.Query{MSISDN: m.MSISDN, Signal: c.Signal, MaxAge: c.MaxAge, CorrelationID: m.CorrelationID})
-	so := ic.outcome(c, m, res, err, time.Since(start))
+	so := ic.outcome(c, m, res, err, time.Since(start), ic.cfg.Now())
 	if ic.cfg.ObserveLookup != nil && !so.Cached {
 		ic.cfg.ObserveLookup(c.Provider, string(c.Signal), so.kind(), so.Latency)
 	}
@@ -534,7 +549,7 @@ func (so SignalOutcome) kind() string {
 }
 
 // outcome turns one provider answer into the signal the decision and the audit see.
-func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err error, latency time.Duration) SignalOutcome {
+func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err error, latency time.Duration, now time.Time) SignalOutcome {
 	so := SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Latency: latency}
 	if err != nil {
 		if errors.Is(err, checks.ErrUnknownNumber) {
@@ -550,7 +565,7 @@ func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err
 		so.CorrelationID = res.CorrelationID
 	}
 	if !res.FetchedAt.IsZero() {
-		so.Age = ic.cfg.Now().Sub(res.FetchedAt)
+		so.Age = now.Sub(res.FetchedAt)
 	}
 	switch c.Signal {
 	case checks.SimSwap, checks.DeviceSwap:
@@ -564,7 +579,7 @@ func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err
 	if so.Risky {
 		so.Detail = c.risky
 		if res.LastChange != nil {
-			so.Detail += " (last change " + ic.cfg.Now().Sub(*res.LastChange).Round(time.Minute).String() + " ago)"
+			so.Detail += " (last change " + now.Sub(*res.LastChange).Round(time.Minute).String() + " ago)"
 		}
 		if c.Signal == checks.Roaming && res.CountryCode != 0 {
 			so.Detail += " (country " + strconv.Itoa(res.CountryCode) + ")"
@@ -590,6 +605,7 @@ func (c *CheckPolicy) prepare() {
 	default:
 		c.risky, c.clean = "risky", "clean"
 	}
+	c.cleanReason = string(c.Signal) + ": " + c.clean
 }
 
 // decideStep turns the signals into one decision: each check yields an outcome (risk, error
@@ -609,7 +625,9 @@ func (s decideStep) Wrap(next Handler) Handler {
 func Decide(p *Policy, signals []SignalOutcome) Decision {
 	best := Outcome{Action: ActionAllow}
 	cause := "none"
-	var reasons []string
+	var buf [4]string
+	reasons := buf[:0]
+	clean := 0
 	for i, c := range p.Checks {
 		if i >= len(signals) {
 			break
@@ -627,7 +645,12 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 			o = c.OnRisk
 			reasons = append(reasons, string(c.Signal)+": "+so.Detail+": "+string(orAllow(o.Action)))
 		default:
-			reasons = append(reasons, string(c.Signal)+": "+so.Detail)
+			if c.cleanReason != "" && so.Detail == c.clean {
+				reasons = append(reasons, c.cleanReason)
+				clean++
+			} else {
+				reasons = append(reasons, string(c.Signal)+": "+so.Detail)
+			}
 			continue
 		}
 		if severity(o.Action) > severity(best.Action) {
@@ -635,10 +658,15 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 			cause = string(c.Signal) + ":" + so.kind()
 		}
 	}
-	if len(reasons) == 0 {
-		reasons = append(reasons, "no checks configured")
+	var d Decision
+	switch {
+	case len(reasons) == 0:
+		d = best.decision("no checks configured")
+	case clean == len(p.Checks) && p.allClean != "":
+		d = best.decision(p.allClean) // the common case formats nothing
+	default:
+		d = best.decision(strings.Join(reasons, "; "))
 	}
-	d := best.decision(strings.Join(reasons, "; "))
 	d.Cause = cause
 	return d
 }

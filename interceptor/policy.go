@@ -33,6 +33,7 @@ type CheckPolicy struct {
 	OnUnknown Outcome
 
 	risky, clean string // detail texts, precomputed by New
+	cleanReason  string // "<signal>: <clean>", precomputed by New
 }
 
 // Saturation is what happens when look-ups are saturated.
@@ -60,6 +61,8 @@ type Policy struct {
 	OnSaturated Saturation
 	// DefaultCC is the country code for national destination numbers.
 	DefaultCC string
+
+	allClean string // the decision reason when every check is clean, precomputed by New
 }
 
 // severity orders actions: the most severe outcome of all checks wins.
