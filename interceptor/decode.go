@@ -344,20 +344,26 @@ func decodeText(sb *strings.Builder, a alphabet, b []byte, skip int) int {
 		return decodeGSM7(sb, b, false, 0)
 	case alphaGSM7Packed:
 		return decodeGSM7(sb, b, true, skip)
-	case alphaASCII:
+	case alphaASCII, alphaLatin1:
 		n := 0
-		for _, c := range b {
-			r := rune(c)
-			if c >= utf8.RuneSelf {
+		for i := 0; i < len(b); i++ {
+			j := i
+			for j < len(b) && b[j] < utf8.RuneSelf {
+				j++
+			}
+			if j > i { // ASCII is copied as it is
+				if sb != nil {
+					sb.Write(b[i:j])
+				}
+				n += j - i
+				i = j - 1
+				continue
+			}
+			r := rune(b[i]) // Latin-1 is the first 256 code points
+			if a == alphaASCII {
 				r = utf8.RuneError
 			}
 			n += put(sb, r)
-		}
-		return n
-	case alphaLatin1:
-		n := 0
-		for _, c := range b {
-			n += put(sb, rune(c))
 		}
 		return n
 	case alphaUCS2:
@@ -476,6 +482,20 @@ func decodeGSM7(sb *strings.Builder, b []byte, packed bool, skip int) int {
 	}
 	n := 0
 	for i := skip; i < count; i++ {
+		if !packed { // a run of characters GSM 03.38 and ASCII share is copied as it is
+			j := i
+			for j < count && b[j] < 0x80 && b[j] != 0x1B && gsm7Basic[b[j]] == rune(b[j]) {
+				j++
+			}
+			if j > i {
+				if sb != nil {
+					sb.Write(b[i:j])
+				}
+				n += j - i
+				i = j - 1
+				continue
+			}
+		}
 		c := at(i)
 		var r rune
 		switch {
