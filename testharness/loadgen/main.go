@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,6 +15,25 @@ import (
 
 // defaultDLRWait is how long -dlr waits for receipts when given without a duration.
 const defaultDLRWait = 30 * time.Second
+
+const usage = `usage: smppguard load [flags]
+
+Binds to -addr and sends -n submit_sm (or for -duration), reporting responses, latency
+percentiles and, with -dlr, receipts; -json prints the result as JSON.
+
+With -mix, each message is one of these kinds, chosen in an even weighted round robin
+(weights count messages; a concat message is 2 submit_sm, and -n counts submit_sm):
+  plain         a non-OTP text, GSM 7-bit (data_coding 0)
+  otp-cached    an OTP, GSM 7-bit, to one of -cached-dests numbers in turn: the prefix of
+                -dst followed by the top values of its counter (4477009*: 44770099999900 up)
+  otp-uncached  the same OTP to a number used by no other message (-dst's prefix + counter)
+  concat        an OTP of 267 characters in 2 parts with a UDH (esm_class 0x40, 05 00 03 ref 02 n),
+                sent back to back on one bind, to a new number; needs -window 2 or more
+  ucs2          an OTP in Russian, UCS-2 (data_coding 0x08), to a new number
+The OTP code changes with every message; the table then has a row per kind.
+
+Flags:
+`
 
 // Main is `smppguard load`: it parses args (without the program and command names), runs
 // the load and prints the table, or JSON with -json. An interrupted run (ctx canceled) still
@@ -25,6 +45,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer, log *zap.Logger)
 		cfg     Config
 		jsonOut bool
 		dlr     dlrFlag
+		mix     string
 	)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:2775", "SMSC or proxy address")
 	fs.StringVar(&cfg.SystemID, "system-id", "bank", "bind system_id")
@@ -37,14 +58,17 @@ func Main(ctx context.Context, args []string, stdout io.Writer, log *zap.Logger)
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop submitting after this (0 = until -n)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open-loop submits/s across binds (0 = as fast as the window allows)")
 	fs.StringVar(&cfg.Source, "src", DefaultSource, "source_addr")
-	fs.StringVar(&cfg.Dest, "dst", DefaultDest, `destination_addr; a trailing "*" appends a per-message counter`)
-	fs.StringVar(&cfg.Text, "text", DefaultText, "short_message text")
+	fs.StringVar(&cfg.Dest, "dst", DefaultDest, fmt.Sprintf(`destination_addr; a trailing "*" appends a per-message counter (with -mix: a prefix ending in "*" is required, default %q)`, DefaultMixDest))
+	fs.StringVar(&cfg.Text, "text", DefaultText, "short_message text (not with -mix)")
+	fs.StringVar(&mix, "mix", "", "a mix of message kinds by weight per message, e.g. "+
+		"plain=70,otp-cached=20,otp-uncached=5,concat=3,ucs2=2 (kinds: "+strings.Join(MixKinds(), ", ")+")")
+	fs.IntVar(&cfg.CachedDests, "cached-dests", DefaultCachedDests, "with -mix, how many destinations the otp-cached messages go to in turn")
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "per-response timeout")
 	fs.Var(&dlr, "dlr", fmt.Sprintf("request receipts and wait for them after the last response: -dlr (%s) or -dlr=DURATION", defaultDLRWait))
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: smppguard load [flags]")
+			fmt.Fprint(stdout, usage)
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return nil
@@ -54,10 +78,23 @@ func Main(ctx context.Context, args []string, stdout io.Writer, log *zap.Logger)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("smppguard load: unexpected arguments %q", fs.Args())
 	}
-	countSet := false
-	fs.Visit(func(f *flag.Flag) { countSet = countSet || f.Name == "n" })
-	if cfg.Duration > 0 && !countSet {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.Duration > 0 && !set["n"] {
 		cfg.Count = 0
+	}
+	if set["mix"] {
+		m, err := ParseMix(mix)
+		if err != nil {
+			return fmt.Errorf("smppguard load: -mix: %w", err)
+		}
+		cfg.Mix = m
+		if set["text"] {
+			return errors.New("smppguard load: -text does not apply with -mix (each kind has its own text)")
+		}
+		if !set["dst"] {
+			cfg.Dest = DefaultMixDest
+		}
 	}
 	if dlr > 0 {
 		cfg.RegisteredDelivery = 1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,44 @@ func (r *Result) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "receipts\t%d\tmatched %d, MOs %d\n", r.DLRs, r.DLRLatency.N, r.MOs)
 		fmt.Fprintf(tw, "receipt latency\t%s\n", r.DLRLatency)
 	}
+	tw.Flush()
+	if len(r.ByKind) > 0 {
+		fmt.Fprintln(w)
+		r.writeKinds(w)
+	}
+}
+
+// writeKinds writes the per-kind table: a row per kind of the Mix, in the order of
+// MixKinds, and a row of totals.
+func (r *Result) writeKinds(w io.Writer) {
+	// Numbers align right; the names, padded to one width, read as aligned left.
+	width := len("kind")
+	for name := range r.ByKind {
+		width = max(width, len(name))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tweight\tmessages\tsent\tok\terrors\ttimeouts\tp50\tp90\tp99\tmax\t\n", width, "kind")
+	row := func(name, weight string, k KindResult) {
+		l := k.Latency
+		fmt.Fprintf(tw, "%-*s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", width, name, weight, k.Messages, k.Sent, k.OK, k.Errors, k.Timeouts,
+			fmtDuration(l.P50), fmtDuration(l.P90), fmtDuration(l.P99), fmtDuration(l.Max))
+	}
+	var total KindResult
+	for _, name := range MixKinds() {
+		k, ok := r.ByKind[name]
+		if !ok {
+			continue
+		}
+		row(name, strconv.Itoa(k.Weight), k)
+		total.Weight += k.Weight
+		total.Messages += k.Messages
+		total.Sent += k.Sent
+		total.OK += k.OK
+		total.Errors += k.Errors
+		total.Timeouts += k.Timeouts
+	}
+	total.Latency = r.Latency
+	row("all", strconv.Itoa(total.Weight), total)
 	tw.Flush()
 }
 

@@ -32,6 +32,20 @@ const (
 
 var errPeerUnbind = errors.New("the SMSC unbound the session")
 
+// flight is a submit awaiting its response.
+type flight struct {
+	at   int64 // send time
+	kind int32 // index into run.kinds
+}
+
+// kindStats are a session's counters for one kind of the Mix.
+type kindStats struct {
+	messages, sent int64 // sender
+	ok, errs       int64 // reader
+	lat            *hist // reader
+	timeouts       atomic.Int64
+}
+
 // session is one bind: a connection, its reader and (for transmitters and transceivers) its
 // sender.
 type session struct {
@@ -47,12 +61,12 @@ type session struct {
 	wdl int64 // when the write deadline was last pushed forward
 
 	imu      sync.Mutex
-	inflight map[uint32]int64 // seq -> send time, submits awaiting a response
+	inflight map[uint32]flight // seq -> submit awaiting a response
 
-	win   chan struct{} // window: a send takes a slot, a response or timeout frees it
-	seq   uint32        // last sequence number used; the sender's (bind and unbind too)
-	frame []byte        // this bind's copy of the submit_sm
-	timer *time.Timer   // the sender's, for Rate
+	win    chan struct{} // window: a send takes a slot, a response or timeout frees it
+	seq    uint32        // last sequence number used; the sender's (bind and unbind too)
+	frames [][][]byte    // this bind's copies of the submit_sm frames, per kind and part
+	timer  *time.Timer   // the sender's, for Rate
 
 	// Counters. Those read while the run goes on are atomic; the others belong to one
 	// goroutine and are read after it ended.
@@ -66,6 +80,7 @@ type session struct {
 	untrackedIDs int64
 	ok           atomic.Int64
 	timeouts     atomic.Int64
+	kstats       []kindStats // per kind of the Mix, nil without one (and for receivers)
 
 	readerDone chan struct{}
 	unbindResp chan struct{}
@@ -105,8 +120,19 @@ func (r *run) bind(ctx context.Context, idx int, kind smpp.CommandID) (*session,
 	}
 	if kind != smpp.BindReceiver {
 		s.win = make(chan struct{}, cfg.Window)
-		s.inflight = make(map[uint32]int64, min(cfg.Window, 4096))
-		s.frame = bytes.Clone(r.tmpl.frame)
+		s.inflight = make(map[uint32]flight, min(cfg.Window, 4096))
+		s.frames = make([][][]byte, len(r.kinds))
+		for k, kt := range r.kinds {
+			for _, p := range kt.parts {
+				s.frames[k] = append(s.frames[k], bytes.Clone(p.frame))
+			}
+		}
+		if r.mix != nil {
+			s.kstats = make([]kindStats, len(r.kinds))
+			for k := range s.kstats {
+				s.kstats[k].lat = newHist()
+			}
+		}
 		s.timer = time.NewTimer(time.Hour)
 		s.timer.Stop()
 	}
@@ -225,51 +251,79 @@ func (s *session) flush() {
 	}
 }
 
+// takeSlot takes a window slot, flushing what is buffered before waiting for one. It returns
+// false when submitting must stop or the connection is lost.
+func (s *session) takeSlot() bool {
+	select {
+	case s.win <- struct{}{}:
+		return true
+	default:
+	}
+	s.flush()
+	select {
+	case s.win <- struct{}{}:
+		return true
+	case <-s.r.stopped:
+		return false
+	case <-s.readerDone:
+		return false
+	}
+}
+
+// freeSlots gives back n window slots taken for submits that are not sent.
+func (s *session) freeSlots(n int) {
+	for range n {
+		<-s.win
+	}
+}
+
 // send submits until the run's Count is claimed, its Duration is over, ctx ends or the
 // connection fails.
 func (s *session) send() {
 	r := s.r
 	defer s.flush()
-	tmpl := &r.tmpl
-	var digits []byte
-	if tmpl.destWidth > 0 {
-		digits = s.frame[tmpl.destOff : tmpl.destOff+tmpl.destWidth]
-	}
 	for {
-		// A window slot; flush what is buffered before waiting for one.
-		select {
-		case s.win <- struct{}{}:
-		default:
-			s.flush()
-			select {
-			case s.win <- struct{}{}:
-			case <-r.stopped:
-				return
-			case <-s.readerDone:
-				return
-			}
+		// A window slot first: the ticket's due time must not pass while waiting for one.
+		if !s.takeSlot() {
+			return
 		}
 		if r.aborted.Load() {
 			<-s.win
 			return
 		}
+		// The message: its kind, the submit position of its first part and, with a Mix, its
+		// ordinal among the messages of its kind.
 		n := r.tickets.Add(1)
-		if r.count > 0 && n > r.count {
+		kind, pos, ord := 0, n, int64(0)
+		if r.mix != nil {
+			kind, pos, ord = r.mix.locate(n)
+		}
+		kt := &r.kinds[kind]
+		parts := len(kt.parts)
+		if r.count > 0 && pos+int64(parts)-1 > r.count {
 			<-s.win
 			return
+		}
+		// A message of several parts has all its slots before its first part goes: an SMSC or
+		// proxy may answer no part before it has them all.
+		for held := 1; held < parts; held++ {
+			if !s.takeSlot() {
+				s.freeSlots(held)
+				return
+			}
 		}
 		now := r.now()
 		var due int64
 		if r.intervalN > 0 {
-			due = r.startNs + int64(float64(n-1)*r.intervalN)
+			due = r.startNs + int64(float64(pos-1)*r.intervalN)
 			if r.endNs > 0 && due >= r.endNs {
-				<-s.win
+				s.freeSlots(parts)
 				return
 			}
 			if d := due - now; d > int64(rateSlack) {
 				s.flush()
 				if !s.sleep(time.Duration(d)) {
-					<-s.win
+					s.freeSlots(parts)
 					return
 				}
 				now = r.now()
@@ -277,25 +331,55 @@ func (s *session) send() {
 		}
 		// A message due before the end is still sent if the timer woke a little late.
 		if r.endNs > 0 && now >= r.endNs && (r.intervalN == 0 || now >= r.endNs+int64(rateEndGrace)) {
-			<-s.win
+			s.freeSlots(parts)
 			return
 		}
-		seq := s.nextSeq()
-		binary.BigEndian.PutUint32(s.frame[12:16], seq)
-		if digits != nil {
-			putCounter(digits, n%tmpl.mod)
+
+		var dest int64
+		switch {
+		case r.mix == nil:
+			dest = n % r.destMod
+		case kt.cached:
+			dest = r.mix.cachedBase + ord%r.mix.cached
+		default:
+			dest = (pos-1)%r.mix.span + 1
+		}
+		frames := s.frames[kind]
+		var seqs [2]uint32 // at most 2 parts
+		for i := range parts {
+			pt, f := &kt.parts[i], frames[i]
+			seqs[i] = s.nextSeq()
+			binary.BigEndian.PutUint32(f[12:16], seqs[i])
+			if pt.destOff > 0 {
+				putCounter(f[pt.destOff:pt.destOff+r.destWidth], dest)
+			}
+			if pt.codeOff > 0 {
+				putCode(f, pt.codeOff, pt.codeStep, otpCode(n))
+			}
+			if pt.refOff > 0 {
+				f[pt.refOff] = byte(ord)
+			}
 		}
 		s.imu.Lock()
-		s.inflight[seq] = now
+		for _, seq := range seqs[:parts] {
+			s.inflight[seq] = flight{at: now, kind: int32(kind)}
+		}
 		s.imu.Unlock()
 		s.wmu.Lock()
-		err := s.writeLocked(s.frame)
+		var err error
+		for i := 0; i < parts && err == nil; i++ {
+			err = s.writeLocked(frames[i])
+		}
 		// With Rate, send at once unless behind schedule (then batch to catch up).
 		if err == nil && r.intervalN > 0 && now-due < int64(rateSlack) {
 			err = s.flushLocked()
 		}
 		s.wmu.Unlock()
-		s.sent++
+		s.sent += int64(parts)
+		if s.kstats != nil {
+			s.kstats[kind].messages++
+			s.kstats[kind].sent += int64(parts)
+		}
 		if err != nil {
 			s.fail(fmt.Errorf("write: %w", err))
 			return
@@ -332,6 +416,11 @@ func (s *session) drain(ctx context.Context) {
 		}
 		s.imu.Lock()
 		n := len(s.inflight)
+		if s.kstats != nil {
+			for _, f := range s.inflight {
+				s.kstats[f.kind].timeouts.Add(1)
+			}
+		}
 		clear(s.inflight)
 		s.imu.Unlock()
 		s.timeouts.Add(int64(n))
@@ -343,10 +432,13 @@ func (s *session) drain(ctx context.Context) {
 func (s *session) expire(limit int64) {
 	var n int
 	s.imu.Lock()
-	for seq, t := range s.inflight {
-		if t <= limit {
+	for seq, f := range s.inflight {
+		if f.at <= limit {
 			delete(s.inflight, seq)
 			n++
+			if s.kstats != nil {
+				s.kstats[f.kind].timeouts.Add(1)
+			}
 		}
 	}
 	s.imu.Unlock()
@@ -468,11 +560,12 @@ func (s *session) onResponse(frame []byte, now int64) {
 		return
 	}
 	s.imu.Lock()
-	sentAt, ok := s.inflight[seq]
+	f, ok := s.inflight[seq]
 	if ok {
 		delete(s.inflight, seq)
 	}
 	s.imu.Unlock()
+	sentAt := f.at
 	if !ok {
 		s.late++ // timed out already, or not ours
 		s.r.log.Debug("loadgen: response for no submit in flight", zap.Int("bind", s.idx), zap.Uint32("seq", seq))
@@ -481,12 +574,23 @@ func (s *session) onResponse(frame []byte, now int64) {
 	<-s.win
 	s.lat.Record(now - sentAt)
 	s.responses++
+	var ks *kindStats
+	if s.kstats != nil {
+		ks = &s.kstats[f.kind]
+		ks.lat.Record(now - sentAt)
+	}
 	id := smpp.CommandID(binary.BigEndian.Uint32(frame[4:8]))
 	if st != smpp.StatusOK || id == smpp.GenericNack {
 		s.errs[st]++
+		if ks != nil {
+			ks.errs++
+		}
 		return
 	}
 	s.ok.Add(1)
+	if ks != nil {
+		ks.ok++
+	}
 	if s.pdu.Reset(frame) != nil {
 		return
 	}

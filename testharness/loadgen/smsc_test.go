@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"net"
 	"strconv"
@@ -36,6 +37,8 @@ type testSMSC struct {
 	mu        sync.Mutex
 	binds     map[smpp.CommandID]int
 	dests     []string
+	frames    []recordedSubmit // with recordFrames, in the order read (per connection: as sent)
+	nconns    int
 	conns     map[*smscConn]struct{}
 	receivers []*smscConn
 
@@ -45,22 +48,30 @@ type testSMSC struct {
 }
 
 type smscOpts struct {
-	password   string                            // if set, other passwords get ESME_RINVPASWD
-	hold       int                               // answer only with this many submits outstanding on the connection
-	answer     func(n int64) (smpp.Status, bool) // status for the n-th submit (server-wide, from 1), and whether as generic_nack
-	drop       func(n int64) bool                // never answer the n-th submit
-	closeAfter int64                             // close the connection abruptly on this submit
-	dlr        bool                              // a receipt per successful submit
-	dlrText    bool                              // receipts carry the id only in their text (no receipted_message_id)
-	moEvery    int64                             // an MO deliver_sm with every moEvery-th successful submit
-	enquire    bool                              // send enquire_link right after each bind, with the first submit's seq (2)
-	rejectBind func(k int) bool                  // refuse the k-th bind (server-wide, from 1) with ESME_RBINDFAIL
-	record     bool                              // record destination addresses
-	onSubmit   func(n int64)                     // called for each submit_sm read
+	password     string                            // if set, other passwords get ESME_RINVPASWD
+	hold         int                               // answer only with this many submits outstanding on the connection
+	answer       func(n int64) (smpp.Status, bool) // status for the n-th submit (server-wide, from 1), and whether as generic_nack
+	drop         func(n int64) bool                // never answer the n-th submit
+	closeAfter   int64                             // close the connection abruptly on this submit
+	dlr          bool                              // a receipt per successful submit
+	dlrText      bool                              // receipts carry the id only in their text (no receipted_message_id)
+	moEvery      int64                             // an MO deliver_sm with every moEvery-th successful submit
+	enquire      bool                              // send enquire_link right after each bind, with the first submit's seq (2)
+	rejectBind   func(k int) bool                  // refuse the k-th bind (server-wide, from 1) with ESME_RBINDFAIL
+	record       bool                              // record destination addresses
+	recordFrames bool                              // record a copy of every submit_sm and its connection
+	onSubmit     func(n int64)                     // called for each submit_sm read
+}
+
+// recordedSubmit is a submit_sm as the SMSC read it, and the connection it came on.
+type recordedSubmit struct {
+	conn  int // 1, 2, ... in the order connections were accepted
+	frame []byte
 }
 
 type smscConn struct {
 	s       *testSMSC
+	id      int
 	conn    net.Conn
 	fr      frameReader
 	kind    smpp.CommandID
@@ -119,6 +130,8 @@ func (s *testSMSC) accept() {
 		c := &smscConn{s: s, conn: conn, fr: newFrameReader(conn, 64*1024, 0), bw: bufio.NewWriterSize(conn, 64*1024)}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
+		s.nconns++
+		c.id = s.nconns
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go c.serve()
@@ -205,6 +218,11 @@ func (c *smscConn) serve() {
 				d := p.CString(smpp.FieldDestinationAddr)
 				s.mu.Lock()
 				s.dests = append(s.dests, d)
+				s.mu.Unlock()
+			}
+			if s.o.recordFrames {
+				s.mu.Lock()
+				s.frames = append(s.frames, recordedSubmit{conn: c.id, frame: bytes.Clone(f)})
 				s.mu.Unlock()
 			}
 			if s.o.onSubmit != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/smppguard/smppguard/smpp"
 )
@@ -102,7 +101,7 @@ func buildSubmit(cfg *Config) (submitTemplate, error) {
 		if p.ID() != smpp.SubmitSM {
 			return submitTemplate{}, fmt.Errorf("loadgen: Template is a %s, not a submit_sm", p.ID())
 		}
-		return submitTemplate{frame: p.Bytes()}, nil
+		return submitTemplate{frame: p.Bytes(), mod: 1}, nil
 	}
 	dest, width := cfg.Dest, 0
 	var mod int64 = 1
@@ -119,35 +118,11 @@ func buildSubmit(cfg *Config) (submitTemplate, error) {
 		}
 		dest = prefix + strings.Repeat("0", width)
 	}
-	srcTON, srcNPI := byte(1), byte(1) // international, E.164
-	for _, c := range []byte(cfg.Source) {
-		if (c < '0' || c > '9') && c != '+' {
-			srcTON, srcNPI = 5, 0 // alphanumeric
-			break
-		}
-	}
 	text := []byte(cfg.Text)
 	if cfg.DataCoding == 0x08 { // UCS-2: the text is UTF-8 here, UTF-16BE on the wire
-		u := utf16.Encode([]rune(cfg.Text))
-		text = make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			text = binary.BigEndian.AppendUint16(text, c)
-		}
+		text = appendUCS2(nil, cfg.Text)
 	}
-	b := smpp.NewBuilder(smpp.SubmitSM, smpp.StatusOK, 1).
-		CString(""). // service_type
-		Int(srcTON).Int(srcNPI).CString(cfg.Source).
-		Int(1).Int(1).CString(dest).        // dest_addr_ton, dest_addr_npi, destination_addr
-		Int(0).Int(0).Int(0).               // esm_class, protocol_id, priority_flag
-		CString("").CString("").            // schedule_delivery_time, validity_period
-		Int(cfg.RegisteredDelivery).Int(0). // registered_delivery, replace_if_present_flag
-		Int(cfg.DataCoding).Int(0)          // data_coding, sm_default_msg_id
-	if len(text) <= 254 {
-		b.ShortMessage(text)
-	} else {
-		b.ShortMessage(nil).TLV(smpp.TagMessagePayload, text)
-	}
-	frame, err := b.Bytes()
+	frame, err := encodeSubmit(cfg, dest, 0, cfg.DataCoding, text)
 	if err != nil {
 		return submitTemplate{}, fmt.Errorf("loadgen: building submit_sm: %w", err)
 	}
@@ -161,6 +136,33 @@ func buildSubmit(cfg *Config) (submitTemplate, error) {
 		t.destOff = off + len(dest) - width
 	}
 	return t, nil
+}
+
+// encodeSubmit encodes a submit_sm from cfg.Source to dest (international, E.164) with
+// cfg.RegisteredDelivery and the given esm_class, data_coding and message: in short_message
+// up to 254 octets, else in message_payload.
+func encodeSubmit(cfg *Config, dest string, esm, dataCoding byte, text []byte) ([]byte, error) {
+	srcTON, srcNPI := byte(1), byte(1) // international, E.164
+	for _, c := range []byte(cfg.Source) {
+		if (c < '0' || c > '9') && c != '+' {
+			srcTON, srcNPI = 5, 0 // alphanumeric
+			break
+		}
+	}
+	b := smpp.NewBuilder(smpp.SubmitSM, smpp.StatusOK, 1).
+		CString(""). // service_type
+		Int(srcTON).Int(srcNPI).CString(cfg.Source).
+		Int(1).Int(1).CString(dest).        // dest_addr_ton, dest_addr_npi, destination_addr
+		Int(esm).Int(0).Int(0).             // esm_class, protocol_id, priority_flag
+		CString("").CString("").            // schedule_delivery_time, validity_period
+		Int(cfg.RegisteredDelivery).Int(0). // registered_delivery, replace_if_present_flag
+		Int(dataCoding).Int(0)              // data_coding, sm_default_msg_id
+	if len(text) <= 254 {
+		b.ShortMessage(text)
+	} else {
+		b.ShortMessage(nil).TLV(smpp.TagMessagePayload, text)
+	}
+	return b.Bytes()
 }
 
 // putCounter writes n modulo 10^width as width zero-padded decimal digits into b.
