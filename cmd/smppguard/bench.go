@@ -29,8 +29,10 @@ type benchResult struct {
 	Timeouts   int64               `json:"timeouts"`
 	DLRs       int64               `json:"dlrs"`
 	Throughput float64             `json:"throughput_per_s"`
-	Ratio      float64             `json:"ratio_to_direct"`
+	Ratio      float64             `json:"ratio,omitempty"` // to direct, or for OTP rows to "pooled (vs otp)"
 	Latency    loadgen.Percentiles `json:"latency"`
+	// ByKind: per message kind, for scenarios with a mix.
+	ByKind map[string]loadgen.KindResult `json:"by_kind,omitempty"`
 }
 
 // bench runs the same load, in one go, directly against the fake SMSC and through
@@ -50,6 +52,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	uncachedN := fs.Int("uncached-n", 20000, "submits per uncached-OTP scenario")
 	apiLatency := fs.Duration("api-latency", 100*time.Millisecond, "fake carrier API latency for uncached OTPs")
 	lookups := fs.Int("lookups", 1000, "OTP look-ups in flight (otp.max_in_flight and the provider's max_concurrent)")
+	mixFlag := fs.String("mix", "plain=70,otp-cached=20,otp-uncached=5,concat=3,ucs2=2", "message mix of the mixed OTP scenario (see smppguard load -h)")
+	mixN := fs.Int("mix-n", 100000, "submits of the mixed OTP scenario")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -158,23 +162,33 @@ log:
 		name, addr, user, pw string
 		binds, window, n     int
 		dlr                  bool
-		dest, text           string
+		dest                 string
+		mix                  string // a loadgen mix ("" = the default text, "Your code is 123456")
+		freshWarmup          bool   // warm up on other numbers (the run's must not be cached)
+		noRatio              bool   // bound by look-up latency, not CPU: a ratio means nothing
 	}
 	direct := func(name string, b, w, cnt int, dlr bool) scenario {
-		return scenario{name, smscAddr, "direct", "direct", b, w, cnt, dlr, "", ""}
+		return scenario{name: name, addr: smscAddr, user: "direct", pw: "direct", binds: b, window: w, n: cnt, dlr: dlr}
 	}
 	pooled := func(name string, b, w, cnt int, dlr bool) scenario {
-		return scenario{name, proxyAddr, "bank", "bankpw", b, w, cnt, dlr, "", ""}
+		return scenario{name: name, addr: proxyAddr, user: "bank", pw: "bankpw", binds: b, window: w, n: cnt, dlr: dlr}
 	}
 	pass := func(name string, b, w, cnt int, dlr bool) scenario {
-		return scenario{name, proxyAddr, "pt", "ptpw", b, w, cnt, dlr, "", ""}
+		return scenario{name: name, addr: proxyAddr, user: "pt", pw: "ptpw", binds: b, window: w, n: cnt, dlr: dlr}
 	}
-	// OTP scenarios: the same text as the plain ones ("Your code is 123456", an OTP), through
-	// an account with a policy. Cached: one destination, so every look-up after the first is
-	// a cache hit. Uncached: a new destination per message, each a real API call.
-	otpCached := scenario{"otp cached", proxyAddr, "otp", "otppw", *binds, *window, *otpN, false, "447700900123", ""}
+	otp := func(name string, b, cnt int, mix string, fresh bool) scenario {
+		return scenario{name: name, addr: proxyAddr, user: "otp", pw: "otppw", binds: b, window: *window, n: cnt, mix: mix,
+			freshWarmup: fresh, noRatio: fresh}
+	}
+	// OTP scenarios use the load generator's message kinds: an English OTP with a new code per
+	// message. "pooled (vs otp)" sends the very same messages through an account without a
+	// policy, so the OTP rows' ratio is the cost of interception alone. Cached: 100
+	// destinations in turn, all in the look-up cache after the warm-up. Uncached: a number
+	// never seen before per message, each a real API call with the fake carrier's latency.
+	// Mix: a realistic blend, per-kind latencies reported.
 	uncachedBinds := max(1, *lookups / *window)
-	otpUncached := scenario{"otp uncached", proxyAddr, "otp", "otppw", uncachedBinds, *window, *uncachedN, false, "4477009*", ""}
+	baseline := pooled("pooled (vs otp)", *binds, *window, *otpN, false)
+	baseline.mix = "otp-cached=1"
 	scenarios := []scenario{
 		direct("direct", *binds, *window, *n, false),
 		pooled("pooled", *binds, *window, *n, false),
@@ -185,14 +199,15 @@ log:
 		direct("direct w1", 1, 1, *latN, false),
 		pooled("pooled w1", 1, 1, *latN, false),
 		pass("passthrough w1", 1, 1, *latN, false),
-		pooled("pooled (vs otp)", *binds, *window, *otpN, false),
-		otpCached,
-		otpUncached,
+		baseline,
+		otp("otp cached", *binds, *otpN, "otp-cached=1", false),
+		otp("otp uncached", uncachedBinds, *uncachedN, "otp-uncached=1", true),
+		otp("otp mix ("+*mixFlag+")", *binds, *mixN, *mixFlag, true),
 	}
 	fmt.Fprintf(stdout, "smppguard bench: %d CPUs, %s; fake SMSC %s and smppguard %s in their own processes\n",
 		runtime.NumCPU(), runtime.Version(), smscAddr, proxyAddr)
 	var results []benchResult
-	var baseline float64
+	var base float64
 	for _, sc := range scenarios {
 		if *only != "" && !strings.Contains(sc.name, *only) {
 			continue
@@ -201,9 +216,20 @@ log:
 		if sc.dest != "" {
 			lc.Dest = sc.dest
 		}
-		// Warm up: binds, links, JIT-free but caches and GC pacing settle.
-		lc.Count = min(sc.n/10, 5000)
-		if _, err := loadgen.Run(ctx, lc); err != nil {
+		if sc.mix != "" {
+			m, err := loadgen.ParseMix(sc.mix)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			lc.Mix = m
+		}
+		// Warm up: binds, links, caches and GC pacing settle.
+		wc := lc
+		wc.Count = min(sc.n/10, 5000)
+		if sc.freshWarmup {
+			wc.Dest = "4477008*"
+		}
+		if _, err := loadgen.Run(ctx, wc); err != nil {
 			return fmt.Errorf("%s warm-up: %w", sc.name, err)
 		}
 		lc.Count = sc.n
@@ -215,12 +241,13 @@ log:
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
 		br := benchResult{Scenario: sc.name, Target: sc.addr, Binds: sc.binds, Window: sc.window, Sent: res.Sent, OK: res.OK,
-			Errors: res.ErrorsByStatus, Timeouts: res.Timeouts, DLRs: res.DLRs, Throughput: res.Throughput, Latency: res.Latency}
+			Errors: res.ErrorsByStatus, Timeouts: res.Timeouts, DLRs: res.DLRs, Throughput: res.Throughput, Latency: res.Latency,
+			ByKind: res.ByKind}
 		if strings.HasPrefix(sc.name, "direct") || strings.HasPrefix(sc.name, "pooled (vs otp)") {
-			baseline = res.Throughput // OTP rows are compared with plain pooled relay
+			base = res.Throughput // OTP rows are compared with the same messages relayed without a policy
 		}
-		if baseline > 0 {
-			br.Ratio = res.Throughput / baseline
+		if base > 0 && !sc.noRatio {
+			br.Ratio = res.Throughput / base
 		}
 		results = append(results, br)
 	}
@@ -231,10 +258,30 @@ log:
 		for _, v := range r.Errors {
 			errs += v
 		}
-		fmt.Fprintf(tw, "%s\t%d×%d\t%d\t%d\t%d\t%.0f\t%.2f\t%s\t%s\t%s\t\n", r.Scenario, r.Binds, r.Window, r.OK, errs+r.Timeouts, r.DLRs,
-			r.Throughput, r.Ratio, r.Latency.P50, r.Latency.P99, r.Latency.P999)
+		ratio := "—"
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%d×%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Binds, r.Window, r.OK, errs+r.Timeouts, r.DLRs,
+			r.Throughput, ratio, r.Latency.P50, r.Latency.P99, r.Latency.P999)
 	}
 	tw.Flush()
+	for _, r := range results {
+		if len(r.ByKind) == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "\n%s, by kind:\n", r.Scenario)
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "kind\tweight\tsubmits\tok\terrors\tp50\tp99\tp99.9\t")
+		for _, k := range loadgen.MixKinds() {
+			kr, ok := r.ByKind[k]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", k, kr.Weight, kr.Sent, kr.OK, kr.Errors+kr.Timeouts, kr.Latency.P50, kr.Latency.P99, kr.Latency.P999)
+		}
+		tw.Flush()
+	}
 	if *out != "" {
 		b, err := json.MarshalIndent(map[string]any{"time": time.Now().UTC(), "cpus": runtime.NumCPU(), "go": runtime.Version(), "results": results}, "", "  ")
 		if err != nil {
