@@ -163,7 +163,12 @@ type Session struct {
 	systemID  atomic.Pointer[string]
 	createdAt time.Time
 	boundAt   atomic.Int64
-	lastRecv  atomic.Int64
+	lastRecv  atomic.Int64 // unix nanos, to the writer's tick: see recvd
+	// clock is a coarse clock (unix nanos) advanced by the writer at every tick. Request
+	// deadlines and write deadlines are taken from it, so that no PDU pays for a clock read
+	// (time.Now was ~9% of the relay's CPU on a KVM guest).
+	clock atomic.Int64
+	recvd atomic.Bool // a PDU arrived since the last tick; the tick moves lastRecv
 
 	out     chan []byte // nil entry: flush and close
 	closing chan struct{}
@@ -203,7 +208,9 @@ func NewSession(conn net.Conn, side Side, h Handler, cfg Config) *Session {
 		pending:   make(map[uint32]pending, cfg.Window),
 	}
 	s.log = cfg.Logger.With(zap.String("peer", conn.RemoteAddr().String()))
-	s.lastRecv.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	s.lastRecv.Store(now)
+	s.clock.Store(now)
 	// Two goroutines per session; whichever loop exits last runs finish (no third
 	// goroutine waiting for them: it would cost ~8 KiB per idle session).
 	go func() { s.readLoop(); s.loopDone() }()
@@ -305,6 +312,12 @@ func (s *Session) write(b []byte) error {
 		return ErrClosed
 	default:
 	}
+	// A one-channel send first: a two-case select locks both channels on every frame.
+	select {
+	case s.out <- b:
+		return nil
+	default:
+	}
 	select {
 	case s.out <- b:
 		return nil
@@ -400,7 +413,7 @@ func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref) error {
 		<-s.window
 		return ErrClosed
 	}
-	s.pending[seq] = pending{h: h, ref: ref, id: id, deadline: time.Now().Add(s.cfg.ResponseTimeout).UnixNano()}
+	s.pending[seq] = pending{h: h, ref: ref, id: id, deadline: s.deadline(s.cfg.ResponseTimeout)}
 	s.mu.Unlock()
 	// If the session closes meanwhile, finish() delivers ErrClosed to h: one answer either way.
 	s.write(frame)
@@ -554,7 +567,9 @@ func (s *Session) readLoop() {
 			return
 		}
 		s.rxPDUs.Add(1)
-		s.lastRecv.Store(time.Now().UnixNano())
+		if !s.recvd.Load() { // a load, not a store, per PDU under load
+			s.recvd.Store(true)
+		}
 		if s.cfg.Trace != nil {
 			s.cfg.Trace(s, true, frame)
 		}
@@ -682,6 +697,12 @@ func (s *Session) handleRequest(p *PDU) {
 	s.handler.ServePDU(s, p)
 }
 
+// deadline returns the coarse clock plus d plus one tick: never earlier than now+d, at most
+// two ticks later (the timers check deadlines once a tick anyway).
+func (s *Session) deadline(d time.Duration) int64 {
+	return s.clock.Load() + int64(d) + int64(s.tick())
+}
+
 func (s *Session) tick() time.Duration {
 	t := s.cfg.ResponseTimeout / 4
 	if t > time.Second {
@@ -697,13 +718,24 @@ func (s *Session) writeLoop() {
 	bw := bufio.NewWriterSize(s.conn, 16*1024)
 	ticker := time.NewTicker(s.tick())
 	defer ticker.Stop()
+	var wdlAt int64 // the coarse clock when the write deadline was last set
 	for {
 		select {
 		case b := <-s.out:
+			// The write deadline is moved once a tick, not once a batch: a write may
+			// take WriteTimeout to WriteTimeout + two ticks before it fails.
+			if c := s.clock.Load(); c != wdlAt {
+				wdlAt = c
+				s.conn.SetWriteDeadline(time.Unix(0, s.deadline(s.cfg.WriteTimeout)))
+			}
 			if !s.writeBatch(bw, b) {
 				return
 			}
 		case now := <-ticker.C:
+			s.clock.Store(now.UnixNano())
+			if s.recvd.Swap(false) {
+				s.lastRecv.Store(now.UnixNano())
+			}
 			if !s.timers(now, bw) {
 				return
 			}
@@ -715,7 +747,6 @@ func (s *Session) writeLoop() {
 
 // writeBatch writes b and whatever else is queued, then flushes once.
 func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
-	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	for {
 		if b == nil { // flush and close
 			if err := bw.Flush(); err != nil {

@@ -191,9 +191,14 @@ func TestSessionResponseTimeout(t *testing.T) {
 	s := dialBound(t, addr, BindTransceiver, Config{ResponseTimeout: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	start := time.Now()
 	_, err := s.Request(ctx, mustPDU(t, submitSM(t, 0, "x")))
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err %v, want ErrTimeout", err)
+	}
+	// Deadlines come from the session's coarse clock: never before ResponseTimeout.
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("timed out after %v, before the 100ms response timeout", el)
 	}
 	if ours, _ := s.InFlight(); ours != 0 {
 		t.Fatalf("window not released: %d", ours)

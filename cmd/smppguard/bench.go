@@ -33,6 +33,46 @@ type benchResult struct {
 	Latency    loadgen.Percentiles `json:"latency"`
 	// ByKind: per message kind, for scenarios with a mix.
 	ByKind map[string]loadgen.KindResult `json:"by_kind,omitempty"`
+	// CPU: CPU time per answered submit_sm of each process during the run (nil where
+	// per-process CPU time cannot be read).
+	CPU *cpuPerMsg `json:"cpu_us_per_submit,omitempty"`
+}
+
+// cpuPerMsg is CPU time (user+system, µs) per answered submit_sm, per process. It does not
+// depend on how the scheduler shared the two cores, so it is steadier than msgs/s.
+type cpuPerMsg struct {
+	LoadGen float64 `json:"loadgen"`
+	SMSC    float64 `json:"fake_smsc"`
+	Proxy   float64 `json:"smppguard"`
+	Carrier float64 `json:"fake_carrier"`
+}
+
+// cpuTimes is a reading of the processes' CPU clocks.
+type cpuTimes struct{ load, smsc, proxy, carrier time.Duration }
+
+func readCPU(smsc, proxy, carrier *child) (cpuTimes, error) {
+	var t cpuTimes
+	var err error
+	if t.load, err = selfCPU(); err != nil {
+		return t, err
+	}
+	if t.smsc, err = processCPU(smsc.cmd.Process.Pid); err != nil {
+		return t, err
+	}
+	if t.proxy, err = processCPU(proxy.cmd.Process.Pid); err != nil {
+		return t, err
+	}
+	t.carrier, err = processCPU(carrier.cmd.Process.Pid)
+	return t, err
+}
+
+func (t cpuTimes) perMsg(before cpuTimes, n int64) *cpuPerMsg {
+	if n <= 0 {
+		return nil
+	}
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
+	return &cpuPerMsg{LoadGen: us(t.load - before.load), SMSC: us(t.smsc - before.smsc),
+		Proxy: us(t.proxy - before.proxy), Carrier: us(t.carrier - before.carrier)}
 }
 
 // bench runs the same load, in one go, directly against the fake SMSC and through
@@ -236,13 +276,18 @@ log:
 		if sc.dlr {
 			lc.RegisteredDelivery, lc.WaitDLRs = 1, 60*time.Second
 		}
+		cpu0, cpuErr := readCPU(smsc, proxy, carrier)
 		res, err := loadgen.Run(ctx, lc)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
+		var cpu *cpuPerMsg
+		if cpu1, err := readCPU(smsc, proxy, carrier); err == nil && cpuErr == nil {
+			cpu = cpu1.perMsg(cpu0, res.OK)
+		}
 		br := benchResult{Scenario: sc.name, Target: sc.addr, Binds: sc.binds, Window: sc.window, Sent: res.Sent, OK: res.OK,
 			Errors: res.ErrorsByStatus, Timeouts: res.Timeouts, DLRs: res.DLRs, Throughput: res.Throughput, Latency: res.Latency,
-			ByKind: res.ByKind}
+			ByKind: res.ByKind, CPU: cpu}
 		if strings.HasPrefix(sc.name, "direct") || strings.HasPrefix(sc.name, "pooled (vs otp)") {
 			base = res.Throughput // OTP rows are compared with the same messages relayed without a policy
 		}
@@ -266,6 +311,18 @@ log:
 			r.Throughput, ratio, r.Latency.P50, r.Latency.P99, r.Latency.P999)
 	}
 	tw.Flush()
+	if len(results) > 0 && results[0].CPU != nil {
+		fmt.Fprintf(stdout, "\nCPU time per answered submit_sm (µs, user+system, each process; 10 ms clock resolution):\n")
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\tload generator\tfake SMSC\tsmppguard\tfake carrier\ttotal\t")
+		for _, r := range results {
+			if c := r.CPU; c != nil {
+				fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.Scenario, c.LoadGen, c.SMSC, c.Proxy, c.Carrier,
+					c.LoadGen+c.SMSC+c.Proxy+c.Carrier)
+			}
+		}
+		tw.Flush()
+	}
 	for _, r := range results {
 		if len(r.ByKind) == 0 {
 			continue
