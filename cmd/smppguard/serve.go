@@ -105,8 +105,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "", "override log.format: json or console")
 	logLevel := fs.String("log-level", "", "override log.level: debug, info, warn, error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit")
+	gcMinHeap := fs.Int("gc-min-heap", 64, "MiB: let the heap grow to this before collecting (0: plain GOGC; GOGC or GOMEMLIMIT in the environment switch it off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *gcMinHeap < 0 {
+		return fmt.Errorf("serve: -gc-min-heap %d: must be 0 (off) or a size in MiB", *gcMinHeap)
+	}
+	if *gcMinHeap > 0 && os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		defer startGCFloor(uint64(*gcMinHeap) << 20)()
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
