@@ -455,12 +455,21 @@ func TestDeliverRightAfterBindResp(t *testing.T) {
 	}
 	defer ln.Close()
 	got := make(chan Status, 1)
+	// The fake SMSC holds its connection until the test ends: closing it right after the
+	// deliver_sm_resp would let the client read EOF and go CLOSED before the final check.
+	testDone := make(chan struct{})
+	srvDone := make(chan struct{})
+	t.Cleanup(func() { close(testDone); <-srvDone })
 	go func() {
+		defer close(srvDone)
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		defer c.Close()
+		defer func() {
+			<-testDone
+			c.Close()
+		}()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		fr := NewFrameReader(c, 4096)
 		f, err := fr.ReadFrame()
