@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
+
+	"github.com/smppguard/smppguard/smpp"
 )
 
 // passwordOK checks a bind password against the configured one: bcrypt when the configured
@@ -107,6 +109,14 @@ func (l *lockout) succeeded(ip string) {
 	if l.c != nil {
 		l.c.Remove("ip:" + ip)
 	}
+}
+
+// authRefusal reports whether an SMSC's bind_resp status says the credentials were wrong
+// (ESME_RINVPASWD, ESME_RINVSYSID): a pass-through bind refused so counts toward the
+// lockout like a wrong password of a pooled account. Other refusals (ESME_RBINDFAIL for the
+// SMSC's own bind limit, ESME_RALYBND ...) are not the ESME guessing and do not count.
+func authRefusal(st smpp.Status) bool {
+	return st == smpp.StatusInvPaswd || st == smpp.StatusInvSysID
 }
 
 // BindRate is a token bucket per source address for bind attempts.

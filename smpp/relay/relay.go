@@ -912,7 +912,9 @@ func (e *esme) bind(p *smpp.PDU) {
 		e.refuseBind(p, smpp.StatusInvPaswd, "wrong password")
 		return
 	}
-	r.lock.succeeded(ip)
+	if a.Mode == Pooled {
+		r.lock.succeeded(ip) // pass-through: only once the SMSC accepted the bind
+	}
 	st := r.state(a.SystemID)
 	st.mu.Lock()
 	if a.MaxBinds > 0 && len(st.sessions)+st.binding >= a.MaxBinds {
@@ -964,9 +966,16 @@ func (e *esme) bind(p *smpp.PDU) {
 			st.binding--
 			st.mu.Unlock()
 			r.st.bindsRefused.Add(1)
+			if authRefusal(resp.Status()) {
+				// The SMSC judged the credentials: a failure toward the lockout like ours.
+				r.lock.failed(ip, sysID)
+			}
+			r.log.Info("relay: pass-through bind refused by the SMSC", zap.String("system_id", sysID),
+				zap.String("upstream", u.Name), zap.Stringer("status", resp.Status()), zap.Stringer("peer", e.s.RemoteAddr()))
 			e.s.CompleteBind(p, resp.Bytes(), "")
 			return
 		}
+		r.lock.succeeded(ip)
 		e.bound(a, st, up)
 		if err := e.s.CompleteBind(p, resp.Bytes(), a.SystemID); err != nil || e.ctx.Err() != nil {
 			up.Close()
