@@ -198,9 +198,11 @@ type Account struct {
 	// PrefixRoutes (pooled only) map destination prefixes to routes; the
 	// longest matching prefix wins. See RouteFor.
 	PrefixRoutes []PrefixRoute `yaml:"prefix_routes"`
-	// Window is the maximum outstanding requests per bind. Default
-	// session.window; 1..10000.
-	Window int `yaml:"window"`
+	// Window is refused by validation: per-account windows are not
+	// implemented (every ESME session uses session.window). The key is kept
+	// so that a config setting it gets that explanation rather than "unknown
+	// key".
+	Window int `yaml:"window,omitempty"`
 	// QueueMax is the maximum number of DLRs/MOs held while the account has
 	// no receiver bound. Default 10000; 0 holds nothing.
 	QueueMax int `yaml:"queue_max"`

@@ -166,7 +166,9 @@ func TestParseErrors(t *testing.T) {
 		{"enquire_link too short", "session:\n  enquire_link_interval: 500ms\n", []string{`config.yaml:2: session.enquire_link_interval: must be 0 (disabled) or at least 1s, got 500ms`}},
 
 		{"negative window", "session:\n  window: -1\n", []string{`config.yaml:2: session.window: must be between 1 and 10000, got -1`}},
-		{"explicit zero window", base + "    window: 0\n", []string{`config.yaml:13: accounts[0].window: must be between 1 and 10000, got 0`}},
+		{"explicit zero window", "session:\n  window: 0\n", []string{`config.yaml:2: session.window: must be between 1 and 10000, got 0`}},
+		{"account window refused", base + "    window: 50\n", []string{`config.yaml:13: accounts[0].window: per-account windows are not supported: every ESME session's window is session.window (100); remove this key`}},
+		{"account window zero refused", base + "    window: 0\n", []string{`config.yaml:13: accounts[0].window: per-account windows are not supported`}},
 		{"pdu size too small", "session:\n  max_pdu_size: 16\n", []string{`config.yaml:2: session.max_pdu_size: must be between 64 and 16777216`}},
 		{"max_connections zero", "listen:\n  max_connections: 0\n", []string{`config.yaml:2: listen.max_connections: must be at least 1, got 0`}},
 		{"negative queue_max", base + "    queue_max: -1\n", []string{`config.yaml:13: accounts[0].queue_max: must be at least 0`}},
@@ -323,7 +325,7 @@ func TestParseOK(t *testing.T) {
 				t.Errorf("upstream = %+v", u)
 			}
 			a := c.Accounts[0]
-			if a.Mode != ModePooled || a.MaxBinds != 8 || a.Window != 50 || a.QueueMax != 10000 || a.QueueTTL.D() != 72*time.Hour ||
+			if a.Mode != ModePooled || a.MaxBinds != 8 || a.Window != 0 || a.QueueMax != 10000 || a.QueueTTL.D() != 72*time.Hour ||
 				!reflect.DeepEqual(a.BindTypes, []string{"transmitter", "receiver", "transceiver"}) || a.AllowedCIDRs != nil {
 				t.Errorf("account = %+v", a)
 			}

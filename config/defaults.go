@@ -137,9 +137,6 @@ func applyDefaults(c *Config, d *doc) {
 		if len(a.PrefixRoutes) == 0 {
 			a.PrefixRoutes = nil
 		}
-		if unset(p+"window", a.Window == 0) {
-			a.Window = s.Window
-		}
 		if unset(p+"queue_max", a.QueueMax == 0) {
 			a.QueueMax = defaultQueueMax
 		}

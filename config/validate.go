@@ -362,7 +362,9 @@ func (v *validator) accounts(c *Config) {
 			a.allowed = nil
 		}
 
-		v.intRange(p+".window", a.Window, 1, 10000)
+		if v.doc.has(p+".window") || a.Window != 0 {
+			v.add(p+".window", "per-account windows are not supported: every ESME session's window is session.window (%d); remove this key, or change session.window for all accounts", c.Session.Window)
+		}
 		v.atLeast(p+".queue_max", a.QueueMax, 0)
 		v.positive(p+".queue_ttl", a.QueueTTL)
 	}
