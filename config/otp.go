@@ -178,7 +178,8 @@ type OTP struct {
 	AuditFile      string `yaml:"audit_file"`
 	AuditMaxSizeMB int    `yaml:"audit_max_size_mb"`
 	AuditMaxFiles  int    `yaml:"audit_max_files"`
-	// MaskKeep: trailing digits of numbers left visible in logs and audit; default 4.
+	// MaskKeep: trailing digits of numbers left visible in logs and audit; default 4 when the
+	// key is absent (an explicit 0 is kept and masks every digit).
 	MaskKeep int `yaml:"mask_keep"`
 }
 
@@ -463,7 +464,9 @@ func (v *validator) otp(c *Config) {
 		}
 	}
 	v.positive("otp.concat_timeout", c.OTP.ConcatTimeout)
-	v.atLeast("otp.mask_keep", c.OTP.MaskKeep, 0)
+	if c.OTP.MaskKeep < 0 {
+		v.add("otp.mask_keep", "must be 0 (mask every digit) or more, got %d; omit it to keep the last 4 digits visible", c.OTP.MaskKeep)
+	}
 	v.atLeast("otp.audit_max_size_mb", c.OTP.AuditMaxSizeMB, 1)
 	v.atLeast("otp.audit_max_files", c.OTP.AuditMaxFiles, 1)
 }

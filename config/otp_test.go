@@ -98,6 +98,22 @@ policies: [{name: otp}]
     auth: {token_url: https://api.example/token, client_id: c, client_secret: s, purpose: FraudPrevention}
 policies: [{name: otp}]
 `, `is not a purpose scope`, nil},
+		{"mask_keep absent keeps the last 4 digits", `policies: [{name: otp}]
+`, "", func(t *testing.T, c *Config) {
+			if c.OTP.MaskKeep != 4 {
+				t.Errorf("mask_keep %d, want the default 4", c.OTP.MaskKeep)
+			}
+		}},
+		{"mask_keep 0 masks every digit", `policies: [{name: otp}]
+otp: {mask_keep: 0}
+`, "", func(t *testing.T, c *Config) {
+			if c.OTP.MaskKeep != 0 {
+				t.Errorf("mask_keep %d, want 0 (an explicit 0 is not replaced by the default)", c.OTP.MaskKeep)
+			}
+		}},
+		{"mask_keep negative", `policies: [{name: otp}]
+otp: {mask_keep: -1}
+`, `otp.mask_keep: must be 0 (mask every digit) or more, got -1`, nil},
 		{"camara without base_url", `providers:
   - name: op
     type: camara

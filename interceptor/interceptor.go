@@ -53,7 +53,9 @@ type Config struct {
 	Reassembly ReassemblyConfig
 	// Audit receives one record per OTP decision; nil discards.
 	Audit AuditSink
-	// MaskKeep is how many trailing digits of a number stay visible in logs and audit. Default 4.
+	// MaskKeep is how many trailing digits of a number stay visible in logs and audit; 0 (the
+	// zero value) masks every digit. config supplies 4 when otp.mask_keep is absent. Negative
+	// values are refused.
 	MaskKeep int
 	// ObserveLookup, if set, gets every provider look-up's duration and outcome (risky,
 	// clean, unknown, error), for metrics.
@@ -99,8 +101,8 @@ func New(cfg Config) (*Interceptor, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 1000
 	}
-	if cfg.MaskKeep <= 0 {
-		cfg.MaskKeep = 4
+	if cfg.MaskKeep < 0 {
+		return nil, fmt.Errorf("interceptor: mask_keep %d: must be 0 (mask every digit) or more", cfg.MaskKeep)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/smppguard/smppguard/checks"
 	"github.com/smppguard/smppguard/smpp"
 )
@@ -74,7 +77,7 @@ func newTestInterceptor(t *testing.T, prov *scripted, mutate func(*Policy, *Conf
 	}}
 	audit := &auditLog{}
 	cfg := Config{Policies: map[string]*Policy{"bank": p}, Providers: map[string]checks.Provider{"op": prov}, Audit: audit,
-		Reassembly: ReassemblyConfig{Timeout: 200 * time.Millisecond}}
+		Reassembly: ReassemblyConfig{Timeout: 200 * time.Millisecond}, MaskKeep: 4}
 	if mutate != nil {
 		mutate(p, &cfg)
 	}
@@ -401,5 +404,27 @@ func TestInterceptorRoutePolicy(t *testing.T) {
 		if r.OTP != tc.otp || r.Decision.Shadow != tc.shadow {
 			t.Errorf("%s via %q: otp %v shadow %v (%+v)", tc.account, tc.route, r.OTP, r.Decision.Shadow, r.Decision)
 		}
+	}
+}
+
+// otp.mask_keep: 0 masks every digit of the number in the audit record and the log (it was
+// once turned into the default 4); a negative value is refused.
+func TestInterceptorMaskKeepZero(t *testing.T) {
+	prov := &scripted{swapped: map[string]bool{"+447700900001": true}}
+	core, logs := observer.New(zap.InfoLevel)
+	ic, audit := newTestInterceptor(t, prov, func(_ *Policy, c *Config) { c.MaskKeep = 0; c.Logger = zap.New(core) })
+	if m, _ := submit(t, ic, smFrame(t, "447700900001", 0, []byte("Your OTP is 1234"))); m.Decision.Action != ActionReject {
+		t.Fatalf("decision %+v", m.Decision)
+	}
+	recs := audit.all()
+	if len(recs) != 1 || recs[0].Destination != "************" {
+		t.Fatalf("audit destination %q, want every digit masked", recs[0].Destination)
+	}
+	entries := logs.FilterMessage("interceptor: OTP decision").All()
+	if len(entries) != 1 || entries[0].ContextMap()["destination"] != "************" {
+		t.Fatalf("logged %+v", entries)
+	}
+	if _, err := New(Config{MaskKeep: -1}); err == nil || !strings.Contains(err.Error(), "mask_keep -1") {
+		t.Fatalf("negative mask_keep: %v", err)
 	}
 }
