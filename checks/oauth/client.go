@@ -113,6 +113,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Client, error) {
 	return c, nil
 }
 
+// Validate checks cfg exactly as New does — the private key file of private_key_jwt is read
+// and parsed and the signer made — without any network call (no discovery fetch). A config
+// check (smppguard check-config) uses it so that what it accepts, New accepts too.
+func Validate(cfg Config) error {
+	if _, err := validate(cfg); err != nil {
+		return fmt.Errorf("oauth: %w", err)
+	}
+	return nil
+}
+
 // HTTPClient returns the client for API calls. Its transport adds the bearer token and, on a
 // 401, fetches one new token and sends the request once more. It has no overall timeout of
 // its own: use request contexts. It is the same *http.Client on every call.

@@ -788,6 +788,9 @@ func TestConfigErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("New accepted the configuration")
 			}
+			if verr := Validate(cfg); verr == nil || verr.Error() != err.Error() {
+				t.Errorf("Validate: %v, want New's error %v", verr, err)
+			}
 			for _, w := range tt.want {
 				w = strings.ReplaceAll(w, "%s", cfg.PrivateKeyFile)
 				if !strings.Contains(err.Error(), w) {
@@ -820,10 +823,16 @@ func TestKeyFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(context.Background(), Config{TokenURL: "https://as.example/token", ClientID: testClientID,
-				AuthMethod: MethodPrivateKeyJWT, PrivateKeyFile: writeFile(t, tt.pem, tt.perm), Purpose: testPurpose}, nil)
+			cfg := Config{TokenURL: "https://as.example/token", ClientID: testClientID,
+				AuthMethod: MethodPrivateKeyJWT, PrivateKeyFile: writeFile(t, tt.pem, tt.perm), Purpose: testPurpose}
+			c, err := New(context.Background(), cfg, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Validate accepts it too, and fetches nothing: this discovery URL answers nobody.
+			cfg.TokenURL, cfg.DiscoveryURL = "", "http://127.0.0.1:1/.well-known/openid-configuration"
+			if err := Validate(cfg); err != nil {
+				t.Errorf("Validate: %v", err)
 			}
 			if c.s.alg != tt.alg {
 				t.Errorf("alg %s, want %s", c.s.alg, tt.alg)

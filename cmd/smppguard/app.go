@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -51,12 +52,12 @@ func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpSt
 	if err != nil {
 		return nil, err
 	}
-	provs, guards, err := buildProviders(ctx, cfg, prev, a.log)
+	ps, err := buildProviders(ctx, cfg, prev, a.log)
 	if err != nil {
 		return nil, err
 	}
 	icfg := interceptor.Config{
-		Policies: pols, RoutePolicies: routePols, Providers: provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
+		Policies: pols, RoutePolicies: routePols, Providers: ps.provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
 		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D()}, Audit: a.auditSink(), Logger: a.log.Named("otp"),
 	}
 	if a.metrics != nil {
@@ -66,11 +67,7 @@ func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpSt
 	if err != nil {
 		return nil, err
 	}
-	st := &otpState{ic: ic, pols: pols, routePols: routePols, guards: guards, provs: map[string]config.Provider{}}
-	for _, p := range cfg.Providers {
-		st.provs[p.Name] = p
-	}
-	return st, nil
+	return &otpState{ic: ic, pols: pols, routePols: routePols, guards: ps.guards, provs: ps.cfgs, fps: ps.fps, rebuilt: ps.built}, nil
 }
 
 // reloadReport is what a reload changed.
@@ -129,6 +126,12 @@ func (a *app) reload(ctx context.Context) (any, error) {
 	}
 	rep.PoliciesChanged = changedNames(old.Policies, cfg.Policies, func(p config.Policy) string { return p.Name })
 	rep.ProvidersChanged = changedNames(old.Providers, cfg.Providers, func(p config.Provider) string { return p.Name })
+	for _, name := range st.rebuilt { // built anew because a file it reads changed
+		if !slices.Contains(rep.ProvidersChanged, name) {
+			rep.ProvidersChanged = append(rep.ProvidersChanged, name)
+		}
+	}
+	sort.Strings(rep.ProvidersChanged)
 	for _, sec := range []struct {
 		name     string
 		old, new any

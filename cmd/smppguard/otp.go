@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -24,65 +27,38 @@ import (
 	"github.com/smppguard/smppguard/testharness/fakecarrier"
 )
 
+// providerSet is what buildProviders built: per provider name, its guard, the configuration
+// and the fingerprint of the files it was built from (what a reload compares).
+type providerSet struct {
+	provs  map[string]checks.Provider
+	guards map[string]*checks.Guard
+	cfgs   map[string]config.Provider
+	fps    map[string]string
+	built  []string // names built anew (not reused from prev), in config order
+}
+
 // buildProviders creates each configured provider once, wrapped in a checks.Guard (cache per
-// signal, singleflight, concurrency bound, breaker). A provider whose configuration equals
-// one in prev keeps its guard, cache and token (reload).
-func buildProviders(ctx context.Context, cfg *config.Config, prev *otpState, log *zap.Logger) (map[string]checks.Provider, map[string]*checks.Guard, error) {
-	provs := map[string]checks.Provider{}
-	guards := map[string]*checks.Guard{}
+// signal, singleflight, concurrency bound, breaker). A provider whose configuration and
+// files (the static provider's numbers, the private_key_jwt key: compared by content) are
+// unchanged from prev keeps its guard, cache and token (reload); any other is built anew, and
+// an error building one fails the whole set.
+func buildProviders(ctx context.Context, cfg *config.Config, prev *otpState, log *zap.Logger) (*providerSet, error) {
+	ps := &providerSet{provs: map[string]checks.Provider{}, guards: map[string]*checks.Guard{}, cfgs: map[string]config.Provider{}, fps: map[string]string{}}
 	for i := range cfg.Providers {
 		pc := &cfg.Providers[i]
+		// Hashed before the provider reads its files: an edit in between makes the next
+		// reload see a difference and build it again.
+		fp := filesFingerprint(providerFiles(pc))
+		ps.cfgs[pc.Name], ps.fps[pc.Name] = *pc, fp
 		if prev != nil {
-			if g, ok := prev.guards[pc.Name]; ok && reflect.DeepEqual(prev.provs[pc.Name], *pc) {
-				provs[pc.Name], guards[pc.Name] = g, g
+			if g, ok := prev.guards[pc.Name]; ok && prev.fps[pc.Name] == fp && reflect.DeepEqual(prev.provs[pc.Name], *pc) {
+				ps.provs[pc.Name], ps.guards[pc.Name] = g, g
 				continue
 			}
 		}
-		var p checks.Provider
-		switch pc.Type {
-		case config.ProviderCAMARA:
-			cc := camara.Config{
-				Name: pc.Name, BaseURL: pc.BaseURL, SimSwapMode: pc.SimSwapMode, ForwardingMode: pc.ForwardingMode,
-				PhoneField: pc.PhoneField, Timeout: pc.Timeout.D(),
-				Paths: camara.Paths{
-					SimSwapCheck: pc.Paths.SimSwapCheck, SimSwapRetrieveDate: pc.Paths.SimSwapRetrieveDate,
-					CallForwardingUnconditional: pc.Paths.CallForwardingUnconditional, CallForwardingList: pc.Paths.CallForwardingList,
-					DeviceSwapCheck: pc.Paths.DeviceSwapCheck, DeviceSwapRetrieveDate: pc.Paths.DeviceSwapRetrieveDate, RoamingRetrieve: pc.Paths.RoamingRetrieve,
-				},
-			}
-			// One transport per provider, with as many kept-alive connections as look-ups may
-			// run at once: the default (2 idle per host) would open and close a connection for
-			// most calls under load.
-			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.MaxIdleConns = pc.MaxConcurrent
-			tr.MaxIdleConnsPerHost = pc.MaxConcurrent
-			tr.MaxConnsPerHost = pc.MaxConcurrent
-			cc.HTTPClient = &http.Client{Transport: tr}
-			if !pc.Auth.None {
-				a := pc.Auth
-				oc, err := oauth.New(ctx, oauth.Config{
-					TokenURL: a.TokenURL, DiscoveryURL: a.DiscoveryURL, ClientID: a.ClientID, AuthMethod: a.Method,
-					ClientSecret: a.ClientSecret, PrivateKeyFile: a.PrivateKeyFile, SigningAlg: a.SigningAlg, KeyID: a.KeyID,
-					Scopes: a.Scopes, Purpose: a.Purpose, Base: tr,
-				}, log.Named("oauth").With(zap.String("provider", pc.Name)))
-				if err != nil {
-					return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
-				}
-				cc.HTTPClient = oc.HTTPClient()
-			}
-			cp, err := camara.New(cc)
-			if err != nil {
-				return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
-			}
-			p = cp
-		case config.ProviderStatic:
-			sp, err := static.Load(pc.File, time.Now)
-			if err != nil {
-				return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
-			}
-			p = sp
-		default:
-			return nil, nil, fmt.Errorf("provider %q: unknown type %q", pc.Name, pc.Type)
+		p, err := newProvider(ctx, pc, log)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %w", pc.Name, err)
 		}
 		g := checks.NewGuard(p, checks.GuardConfig{
 			TTL: map[checks.Signal]time.Duration{
@@ -92,10 +68,118 @@ func buildProviders(ctx context.Context, cfg *config.Config, prev *otpState, log
 			ErrorTTL: pc.ErrorTTL.D(), MaxConcurrent: pc.MaxConcurrent, Timeout: pc.Timeout.D(),
 			BreakerFailures: pc.BreakerFailures, BreakerOpenFor: pc.BreakerOpenFor.D(),
 		}, log.Named("checks").With(zap.String("provider", pc.Name)))
-		provs[pc.Name] = g
-		guards[pc.Name] = g
+		ps.provs[pc.Name], ps.guards[pc.Name] = g, g
+		ps.built = append(ps.built, pc.Name)
 	}
-	return provs, guards, nil
+	return ps, nil
+}
+
+// providerFiles lists the files a provider reads when it is built.
+func providerFiles(pc *config.Provider) []string {
+	switch pc.Type {
+	case config.ProviderStatic:
+		return []string{pc.File}
+	case config.ProviderCAMARA:
+		if !pc.Auth.None && pc.Auth.Method == oauth.MethodPrivateKeyJWT && pc.Auth.PrivateKeyFile != "" {
+			return []string{pc.Auth.PrivateKeyFile}
+		}
+	}
+	return nil
+}
+
+// filesFingerprint is a hash of the files' contents. A file that cannot be read contributes
+// its error, so it differs from any content read before and the provider is built again (and
+// that build reports the error).
+func filesFingerprint(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			data = []byte("unreadable: " + err.Error())
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// newProvider builds one provider (not guarded). It reads the provider's files and, for a
+// CAMARA provider with a discovery URL, fetches the discovery document.
+func newProvider(ctx context.Context, pc *config.Provider, log *zap.Logger) (checks.Provider, error) {
+	switch pc.Type {
+	case config.ProviderCAMARA:
+		cc := camaraConfig(pc)
+		// One transport per provider, with as many kept-alive connections as look-ups may
+		// run at once: the default (2 idle per host) would open and close a connection for
+		// most calls under load.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = pc.MaxConcurrent
+		tr.MaxIdleConnsPerHost = pc.MaxConcurrent
+		tr.MaxConnsPerHost = pc.MaxConcurrent
+		cc.HTTPClient = &http.Client{Transport: tr}
+		if !pc.Auth.None {
+			oc, err := oauth.New(ctx, oauthConfig(pc, tr), log.Named("oauth").With(zap.String("provider", pc.Name)))
+			if err != nil {
+				return nil, err
+			}
+			cc.HTTPClient = oc.HTTPClient()
+		}
+		return camara.New(cc)
+	case config.ProviderStatic:
+		return static.Load(pc.File, time.Now)
+	}
+	return nil, fmt.Errorf("unknown type %q", pc.Type)
+}
+
+// validateProviders checks every provider as serve would build it — the static provider's
+// file parsed, the CAMARA settings and the OAuth2 settings checked, the private_key_jwt key
+// read and parsed — without any network call.
+func validateProviders(cfg *config.Config) error {
+	var errs []error
+	for i := range cfg.Providers {
+		pc := &cfg.Providers[i]
+		var err error
+		switch pc.Type {
+		case config.ProviderCAMARA:
+			if _, err = camara.New(camaraConfig(pc)); err == nil && !pc.Auth.None {
+				err = oauth.Validate(oauthConfig(pc, nil))
+			}
+		case config.ProviderStatic:
+			_, err = static.Load(pc.File, time.Now)
+		default:
+			err = fmt.Errorf("unknown type %q", pc.Type)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provider %q: %w", pc.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// camaraConfig maps a CAMARA provider's settings (HTTPClient left to the caller).
+func camaraConfig(pc *config.Provider) camara.Config {
+	return camara.Config{
+		Name: pc.Name, BaseURL: pc.BaseURL, SimSwapMode: pc.SimSwapMode, ForwardingMode: pc.ForwardingMode,
+		PhoneField: pc.PhoneField, Timeout: pc.Timeout.D(),
+		Paths: camara.Paths{
+			SimSwapCheck: pc.Paths.SimSwapCheck, SimSwapRetrieveDate: pc.Paths.SimSwapRetrieveDate,
+			CallForwardingUnconditional: pc.Paths.CallForwardingUnconditional, CallForwardingList: pc.Paths.CallForwardingList,
+			DeviceSwapCheck: pc.Paths.DeviceSwapCheck, DeviceSwapRetrieveDate: pc.Paths.DeviceSwapRetrieveDate, RoamingRetrieve: pc.Paths.RoamingRetrieve,
+		},
+	}
+}
+
+// oauthConfig maps a CAMARA provider's auth settings; base is the transport for token calls.
+func oauthConfig(pc *config.Provider, base http.RoundTripper) oauth.Config {
+	a := pc.Auth
+	return oauth.Config{
+		TokenURL: a.TokenURL, DiscoveryURL: a.DiscoveryURL, ClientID: a.ClientID, AuthMethod: a.Method,
+		ClientSecret: a.ClientSecret, PrivateKeyFile: a.PrivateKeyFile, SigningAlg: a.SigningAlg, KeyID: a.KeyID,
+		Scopes: a.Scopes, Purpose: a.Purpose, Base: base,
+	}
 }
 
 func outcome(o config.Outcome) interceptor.Outcome {
@@ -165,6 +249,8 @@ type otpState struct {
 	routePols map[string]*interceptor.Policy
 	guards    map[string]*checks.Guard
 	provs     map[string]config.Provider // the configuration each guard was built from
+	fps       map[string]string          // the fingerprint of the files each guard's provider read
+	rebuilt   []string                   // providers built for this state rather than kept from the previous one
 }
 
 // Intercepts implements relay.Interests: submits with neither an account nor a route policy
@@ -255,11 +341,11 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("sandbox fake carrier: %w", err)
 		}
 	}
-	provs, _, err := buildProviders(ctx, cfg, nil, log)
+	ps, err := buildProviders(ctx, cfg, nil, log)
 	if err != nil {
 		return err
 	}
-	ic, err := interceptor.New(interceptor.Config{Policies: pols, Providers: provs, MaskKeep: cfg.OTP.MaskKeep, Logger: log})
+	ic, err := interceptor.New(interceptor.Config{Policies: pols, Providers: ps.provs, MaskKeep: cfg.OTP.MaskKeep, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,10 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The providers' files (numbers, private keys) are parsed as serve parses them.
+	if err := validateProviders(cfg); err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
 	fmt.Fprintf(stdout, "%s: OK (%d accounts, %d upstreams, %d routes)\n", *path, len(cfg.Accounts), len(cfg.Upstreams), len(cfg.Routes))
 	return nil
 }
@@ -243,6 +247,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		ln = tls.NewListener(ln, tc)
 	}
+	// SIGHUP reloads the configuration file. Caught before the banner says we listen, so
+	// that a SIGHUP sent as soon as it is printed reloads rather than kills.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	printBanner(stdout, cfg, ln.Addr().String(), fake, carrier)
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
 	if cfg.Admin.Listen != "" {
@@ -262,10 +271,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			adm.Shutdown(sctx)
 		}()
 	}
-	// SIGHUP reloads the configuration file.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
