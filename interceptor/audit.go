@@ -61,18 +61,28 @@ func (ic *Interceptor) auditRecord(p *Policy, m *Message, now time.Time) AuditRe
 	return r
 }
 
-// JSONLines writes audit records as JSON lines to a writer, buffered; Flush or Close pushes
-// them out. Safe for concurrent use.
+// auditFlushDelay is the longest a record stays in the buffer: the first record written
+// after a flush arms a timer that flushes this much later.
+const auditFlushDelay = time.Second
+
+// JSONLines writes audit records as JSON lines to a writer, buffered. The buffer is written
+// out every 64 records, above 48 KiB, at most auditFlushDelay (1 s) after the first record it
+// holds (a timer armed by that record, so an idle file costs nothing), and by Flush and Close.
+// Safe for concurrent use.
 type JSONLines struct {
-	mu sync.Mutex
-	bw *bufio.Writer
-	c  io.Closer
-	n  int
+	mu     sync.Mutex
+	bw     *bufio.Writer
+	c      io.Closer
+	n      int
+	delay  time.Duration
+	timer  *time.Timer // created by the first record; armed while records wait in bw
+	armed  bool
+	closed bool
 }
 
 // NewJSONLines writes to w (closed by Close when it is an io.Closer).
 func NewJSONLines(w io.Writer) *JSONLines {
-	j := &JSONLines{bw: bufio.NewWriterSize(w, 64*1024)}
+	j := &JSONLines{bw: bufio.NewWriterSize(w, 64*1024), delay: auditFlushDelay}
 	if c, ok := w.(io.Closer); ok {
 		j.c = c
 	}
@@ -102,7 +112,7 @@ func OpenAuditFile(path string) (*JSONLines, error) {
 	return NewJSONLines(f), nil
 }
 
-// Record implements AuditSink. Records are flushed at least every 64 records and by Flush.
+// Record implements AuditSink. Records after Close are dropped.
 func (j *JSONLines) Record(r AuditRecord) {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -110,9 +120,30 @@ func (j *JSONLines) Record(r AuditRecord) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.closed {
+		return
+	}
 	j.bw.Write(append(b, '\n'))
 	if j.n++; j.n%64 == 0 || j.bw.Buffered() > 48*1024 {
 		j.bw.Flush()
+	}
+	switch {
+	case j.bw.Buffered() == 0 || j.armed:
+	case j.timer == nil:
+		j.timer, j.armed = time.AfterFunc(j.delay, j.flushLater), true
+	default:
+		j.timer.Reset(j.delay)
+		j.armed = true
+	}
+}
+
+// flushLater runs on the timer's goroutine.
+func (j *JSONLines) flushLater() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.armed = false
+	if !j.closed {
+		j.bw.Flush() // an error sticks in bw: the next Flush or Close returns it
 	}
 }
 
@@ -120,15 +151,33 @@ func (j *JSONLines) Record(r AuditRecord) {
 func (j *JSONLines) Flush() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.bw.Flush()
+	return j.flushLocked()
 }
 
-// Close flushes and closes the underlying writer.
+func (j *JSONLines) flushLocked() error {
+	if err := j.bw.Flush(); err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	return nil
+}
+
+// Close flushes, stops the flush timer and closes the underlying writer. A second Close
+// returns nil.
 func (j *JSONLines) Close() error {
-	err := j.Flush()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	if j.timer != nil {
+		j.timer.Stop()
+		j.armed = false
+	}
+	err := j.flushLocked()
 	if j.c != nil {
-		if cerr := j.c.Close(); err == nil {
-			err = cerr
+		if cerr := j.c.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("audit file: %w", cerr)
 		}
 	}
 	return err

@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,5 +44,44 @@ func TestAuditRotation(t *testing.T) {
 		if err == nil && info.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s has mode %o; audit files hold subscriber data", e.Name(), info.Mode().Perm())
 		}
+	}
+}
+
+// A single record reaches the file within about a second, without Flush or Close: on a quiet
+// system records used to wait for 63 more or for Close (a crash lost them).
+func TestAuditFlushesWithoutClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, err := OpenAuditFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	onDisk := func() string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for round := range 2 { // the timer is armed again by the first record after a flush
+		start := time.Now()
+		a.Record(AuditRecord{Time: start, Account: fmt.Sprintf("bank%d", round), Action: ActionReject, Reason: "sim swap"})
+		want := fmt.Sprintf(`"account":"bank%d"`, round)
+		for !strings.Contains(onDisk(), want) {
+			if time.Since(start) > auditFlushDelay+2*time.Second {
+				t.Fatalf("round %d: record not on disk %s after it was written: %q", round, time.Since(start), onDisk())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if lines := strings.Count(onDisk(), "\n"); lines != round+1 {
+			t.Fatalf("%d lines on disk, want %d", lines, round+1)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Record(AuditRecord{Account: "late"}) // dropped, no panic, no write to a closed file
+	if err := a.Close(); err != nil || strings.Contains(onDisk(), "late") {
+		t.Fatalf("second close %v, file %q", err, onDisk())
 	}
 }
