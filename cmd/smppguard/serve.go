@@ -252,7 +252,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	printBanner(stdout, cfg, ln.Addr().String(), fake, carrier)
+	printBanner(stdout, cfg, *path == "", ln.Addr().String(), fake, carrier)
 	log.Info("smppguard listening", zap.String("smpp", ln.Addr().String()))
 	if cfg.Admin.Listen != "" {
 		adm, err := admin.New(admin.Config{Addr: cfg.Admin.Listen, Token: cfg.Admin.Token, Source: a, Decisions: a.decisions,
@@ -315,7 +315,10 @@ func drain(r *relay.Relay, timeout time.Duration, log *zap.Logger) {
 	}
 }
 
-func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Server, carrier *fakecarrier.Server) {
+// printBanner says where smppguard listens and which accounts to bind with. Passwords are
+// printed only for the embedded sandbox config (embedded is true), whose passwords are
+// public; for a real config stdout ends up in a journal, so accounts are listed without them.
+func printBanner(w io.Writer, cfg *config.Config, embedded bool, addr string, fake *fakesmsc.Server, carrier *fakecarrier.Server) {
 	scheme := ""
 	if cfg.Listen.TLS.CertFile != "" {
 		scheme = " (TLS)"
@@ -328,16 +331,22 @@ func printBanner(w io.Writer, cfg *config.Config, addr string, fake *fakesmsc.Se
 		fmt.Fprintf(w, "  sandbox: in-process fake carrier API (CAMARA) on %s\n", carrier.URL())
 		fmt.Fprintln(w, "    +447700900001 SIM swapped 2h ago, +447700900002 call forwarding active, +447700900003 clean")
 	}
-	fmt.Fprintln(w, "  bind with:")
+	if embedded {
+		fmt.Fprintln(w, "  bind with:")
+	} else {
+		fmt.Fprintln(w, "  accounts:")
+	}
 	for _, a := range cfg.Accounts {
-		switch a.Mode {
-		case config.ModePassthrough:
+		switch {
+		case a.Mode == config.ModePassthrough:
 			fmt.Fprintf(w, "    system_id=%-10s pass-through: your bind is forwarded to upstream %q\n", a.SystemID, a.Upstream)
-		default:
+		case embedded:
 			fmt.Fprintf(w, "    system_id=%-10s password=%s  pooled, route %q\n", a.SystemID, a.Password, a.Route)
+		default:
+			fmt.Fprintf(w, "    system_id=%-10s pooled, route %q\n", a.SystemID, a.Route)
 		}
 	}
-	if b := cfg.Account("bank"); b != nil {
+	if b := cfg.Account("bank"); b != nil && embedded {
 		fmt.Fprintln(w, "  try, in another terminal:")
 		if carrier != nil && b.Policy != "" {
 			fmt.Fprintf(w, "    go run ./cmd/smppguard send -addr %s -dst 447700900003   # clean number: OTP allowed\n", addr)
