@@ -1015,14 +1015,21 @@ func bindTypeAllowed(a *Account, id smpp.CommandID) bool {
 
 func (e *esme) bound(a *Account, st *accountState, up *smpp.Session) {
 	e.r.st.bindsOK.Add(1)
+	// Every session has a limiter (rate.Inf when the account has no tps), so that Reload can
+	// change the limit of bound sessions. The account's tps is read under st.mu, where Reload
+	// applies a new one after swapping the snapshot: a session binding during a reload gets
+	// the new limit either here or from Reload.
+	st.mu.Lock()
+	tps := a.TPS
+	if cur := e.r.snap.Load().accounts[a.SystemID]; cur != nil {
+		tps = cur.TPS
+	}
+	lim := rate.NewLimiter(tpsLimit(tps))
 	e.mu.Lock()
 	e.acct = a
 	e.up = up
-	if a.TPS > 0 {
-		e.tps = rate.NewLimiter(rate.Limit(a.TPS), max(1, int(a.TPS/10)))
-	}
+	e.tps = lim
 	e.mu.Unlock()
-	st.mu.Lock()
 	st.binding--
 	st.sessions = append(st.sessions, e)
 	st.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 // ReloadReport says what a Reload changed.
@@ -19,8 +20,10 @@ type ReloadReport struct {
 	AccountsAdded   []string `json:"accounts_added,omitempty"`
 	AccountsRemoved []string `json:"accounts_removed,omitempty"`
 	SessionsUnbound int      `json:"sessions_unbound"`
-	RoutesChanged   bool     `json:"routes_changed"`
-	MORulesChanged  bool     `json:"mo_rules_changed"`
+	// TPSChanged lists accounts whose tps changed: their bound sessions apply it at once.
+	TPSChanged     []string `json:"tps_changed,omitempty"`
+	RoutesChanged  bool     `json:"routes_changed"`
+	MORulesChanged bool     `json:"mo_rules_changed"`
 }
 
 // Reload puts a new configuration of accounts, routes, MO rules and upstreams in force
@@ -94,14 +97,17 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 			rep.SessionsUnbound += r.unbindAccount(id)
 		}
 	}
-	for id := range snap.accounts {
+	for id, a := range snap.accounts {
 		if prev.accounts[id] == nil {
 			rep.AccountsAdded = append(rep.AccountsAdded, id)
+		} else if a.TPS != prev.accounts[id].TPS {
+			rep.TPSChanged = append(rep.TPSChanged, id)
 		}
+		r.applyTPS(id, a.TPS)
 	}
 	rep.RoutesChanged = !mapsEqual(prev.routes, snap.routes)
 	rep.MORulesChanged = !slices.Equal(prev.moRules, snap.moRules)
-	for _, l := range [][]string{rep.UpstreamsAdded, rep.UpstreamsRemoved, rep.UpstreamsRedialed, rep.AccountsAdded, rep.AccountsRemoved, rep.NotReady} {
+	for _, l := range [][]string{rep.UpstreamsAdded, rep.UpstreamsRemoved, rep.UpstreamsRedialed, rep.AccountsAdded, rep.AccountsRemoved, rep.NotReady, rep.TPSChanged} {
 		slices.Sort(l)
 	}
 	r.log.Info("relay: configuration reloaded", zap.Any("changes", rep))
@@ -122,6 +128,29 @@ func (r *Relay) unbindAccount(id string) int {
 		}()
 	}
 	return len(sessions)
+}
+
+// tpsLimit returns a session limiter's limit and burst for an account's tps (0: unlimited).
+func tpsLimit(tps float64) (rate.Limit, int) {
+	if tps <= 0 {
+		return rate.Inf, 0
+	}
+	return rate.Limit(tps), max(1, int(tps/10))
+}
+
+// applyTPS puts an account's tps in force on its bound sessions (bound() reads it under the
+// same lock, so a session binding meanwhile is not missed).
+func (r *Relay) applyTPS(id string, tps float64) {
+	st := r.state(id)
+	lim, burst := tpsLimit(tps)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, e := range st.sessions {
+		if e.tps != nil {
+			e.tps.SetLimit(lim)
+			e.tps.SetBurst(burst)
+		}
+	}
 }
 
 func mapsEqual(a, b map[string]string) bool {
