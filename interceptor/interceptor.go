@@ -66,6 +66,8 @@ type Config struct {
 
 // Stats are the interceptor's counters.
 type Stats struct {
+	// Pending counts the messages whose decision is outstanding: held concatenated parts
+	// and OTPs being looked up, each until its resolve is called.
 	Seen, OTPs, Pending, Saturated, Panics uint64
 	ByAction                               map[Action]uint64
 	// ByRule counts OTP decisions by the rule that marked the message; ByCause by action and
@@ -209,8 +211,8 @@ func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver)
 			ic.log.Info("interceptor: concatenated part decided alone", zap.String("account", m.Account), zap.Error(err))
 			return ic.decideOne(ctx, p, m, resolve)
 		}
+		ic.pending.Add(1) // every held part counts until its resolve is called
 		if !complete {
-			ic.pending.Add(1)
 			return false
 		}
 		ic.decideGroup(ctx, p, g, false)
@@ -281,7 +283,6 @@ func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group, tim
 	for _, gp := range g.Parts {
 		parts = append(parts, gp.Value.(*held))
 	}
-	ic.pending.Add(^uint64(len(parts) - 1)) // all but the one decideOne-style accounting below
 	first := parts[0].m
 	whole := *first
 	whole.Text = g.Text()
@@ -296,16 +297,16 @@ func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group, tim
 		for _, h := range parts {
 			h.m.OTP, h.m.Rule, h.m.MSISDN, h.m.Signals, h.m.Decision, h.m.CorrelationID = w.OTP, w.Rule, w.MSISDN, w.Signals, w.Decision, w.CorrelationID
 			h.m.Text = w.Text
+			ic.pending.Add(^uint64(0))
 			h.resolve(h.m)
 		}
 	}
 	if !ic.classify(p, &whole) {
 		whole.Decision = allow
-		ic.pending.Add(^uint64(0))
 		finish(&whole)
 		return
 	}
-	ic.run(ctx, p, &whole, func(w *Message) { ic.pending.Add(^uint64(0)); finish(w) })
+	ic.run(ctx, p, &whole, finish)
 }
 
 // policyFor is the route's policy when it has one, else the account's.

@@ -428,3 +428,57 @@ func TestInterceptorMaskKeepZero(t *testing.T) {
 		t.Fatalf("negative mask_keep: %v", err)
 	}
 }
+
+// Stats().Pending counts held parts and look-ups until they are answered and comes back to 0
+// after concatenated messages (it once dropped by 2 per 3-part message and went negative).
+func TestInterceptorPendingConcatenated(t *testing.T) {
+	prov := &scripted{swapped: map[string]bool{"+447700900001": true}}
+	ic, _ := newTestInterceptor(t, prov, nil)
+	udh := func(ref byte, seq int) []byte { return []byte{0x05, 0x00, 0x03, ref, 3, byte(seq)} }
+	results := make(chan *Message, 9)
+	submitPart := func(dest string, ref byte, seq int, text string) {
+		t.Helper()
+		m := &Message{Account: "bank", PDU: smFrame(t, dest, 0x40, append(udh(ref, seq), text...))}
+		if ic.Submit(context.Background(), m, func(m *Message) { results <- m }) {
+			results <- m
+		}
+	}
+	wait := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-results:
+			case <-time.After(5 * time.Second):
+				t.Fatal("part not answered")
+			}
+		}
+	}
+	// An OTP (looked up) and a message that is not one (decided inline), both complete.
+	for _, msg := range []struct {
+		dest  string
+		ref   byte
+		texts []string
+	}{
+		{"447700900001", 1, []string{"Your verification ", "code is 48", "2913."}},
+		{"447700900003", 2, []string{"Your parcel ", "ships ", "tomorrow."}},
+	} {
+		for i, text := range msg.texts[:2] {
+			submitPart(msg.dest, msg.ref, i+1, text)
+		}
+		if got := ic.Stats().Pending; got != 2 {
+			t.Fatalf("%d pending with two parts held, want 2", got)
+		}
+		submitPart(msg.dest, msg.ref, 3, msg.texts[2])
+		wait(3)
+		if got := ic.Stats().Pending; got != 0 {
+			t.Fatalf("pending %d (as int64: %d) after the message was answered, want 0", got, int64(got))
+		}
+	}
+	// Two parts of three, answered by the reassembly timeout.
+	submitPart("447700900001", 3, 1, "Your verification code is 4829")
+	submitPart("447700900001", 3, 2, "13.")
+	wait(2)
+	if got := ic.Stats().Pending; got != 0 {
+		t.Fatalf("pending %d (as int64: %d) after a timed-out message, want 0", got, int64(got))
+	}
+}
