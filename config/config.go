@@ -228,7 +228,10 @@ type PrefixRoute struct {
 }
 
 // MORule routes mobile-originated (non-receipt) deliver_sm PDUs arriving on
-// pooled upstream binds to an account.
+// pooled upstream binds to an account. Like prefix_routes, the rule with the
+// longest matching destination_prefix wins, whatever the order of the rules;
+// with equal prefixes a rule naming the MO's upstream beats one without
+// upstream. An MO that no rule matches is refused with ESME_RX_P_APPN.
 type MORule struct {
 	// DestinationPrefix matches the deliver_sm destination_addr (digits with
 	// an optional leading '+'); "" matches all.

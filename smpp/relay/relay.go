@@ -111,7 +111,8 @@ func (a *Account) routeFor(dest []byte) string {
 	return best
 }
 
-// MORule routes an MO (a deliver_sm that is not a receipt) arriving on a pooled link.
+// MORule routes an MO (a deliver_sm that is not a receipt) arriving on a pooled link. The
+// longest matching DestPrefix wins, whatever the order of the rules (see moRoute).
 type MORule struct {
 	DestPrefix string // "" matches every destination
 	Upstream   string // "" matches every upstream
@@ -648,16 +649,39 @@ func (h *linkHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
 		return
 	}
 	dest := p.CString(smpp.FieldDestinationAddr)
-	for _, m := range r.snap.Load().moRules {
-		if (m.Upstream == "" || m.Upstream == h.u.Name) && strings.HasPrefix(strings.TrimPrefix(dest, "+"), strings.TrimPrefix(m.DestPrefix, "+")) {
-			r.st.moRouted.Add(1)
-			r.deliver(m.Account, up, p)
-			return
-		}
+	if acct, ok := moRoute(r.snap.Load().moRules, h.u.Name, dest); ok {
+		r.st.moRouted.Add(1)
+		r.deliver(acct, up, p)
+		return
 	}
 	r.st.moUnknown.Add(1)
 	r.log.Warn("relay: MO matches no mo_rule; refused", zap.String("upstream", h.u.Name), zap.String("destination", dest), zap.Stringer("status", r.cfg.UnknownMOStatus))
 	up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), r.cfg.UnknownMOStatus, p.Seq()))
+}
+
+// moRoute picks the account of an MO that arrived on upstream for destination dest, like
+// prefix_routes: the rule with the longest matching destination prefix wins ('+' ignored on
+// both sides; "" matches everything), and between two rules with the same prefix the one
+// naming this upstream beats the one for every upstream. Rules for another upstream never
+// match. The file order does not matter (config validation refuses two rules with the same
+// prefix and upstream).
+func moRoute(rules []MORule, upstream, dest string) (account string, ok bool) {
+	dest = strings.TrimPrefix(dest, "+")
+	bestLen, bestUp := -1, false
+	for _, m := range rules {
+		if m.Upstream != "" && m.Upstream != upstream {
+			continue
+		}
+		pfx := strings.TrimPrefix(m.DestPrefix, "+")
+		if !strings.HasPrefix(dest, pfx) {
+			continue
+		}
+		named := m.Upstream != ""
+		if len(pfx) > bestLen || (len(pfx) == bestLen && named && !bestUp) {
+			account, bestLen, bestUp, ok = m.Account, len(pfx), named, true
+		}
+	}
+	return account, ok
 }
 
 // deliver hands an SMSC's deliver_sm/data_sm to one of the account's receivers, or queues it.
