@@ -22,15 +22,16 @@ import (
 
 // app is a running smppguard: what serve built, what reload swaps, what the admin API reads.
 type app struct {
-	path      string // config file; "" = embedded
-	log       *zap.Logger
-	cfg       atomic.Pointer[config.Config]
-	relay     *relay.Relay
-	hook      *otpHook
-	audit     *interceptor.JSONLines // the audit file, when configured
-	decisions *admin.DecisionLog
-	metrics   *hotMetrics // nil when the admin listener is off
-	reloadMu  sync.Mutex
+	path       string // config file; "" = embedded
+	log        *zap.Logger
+	cfg        atomic.Pointer[config.Config]
+	relay      *relay.Relay
+	hook       *otpHook
+	audit      *interceptor.JSONLines // the audit file, when configured
+	decisions  *admin.DecisionLog
+	metrics    *hotMetrics // nil when the admin listener is off
+	esmeTotals *esmeTotals // PDUs per account, closed ESME sessions included
+	reloadMu   sync.Mutex
 }
 
 // auditSink feeds every OTP decision to the audit file and the admin API's recent list.
@@ -267,6 +268,7 @@ func (a *app) Counters() admin.Counters {
 		c.Decisions[string(act)] = n
 	}
 	c.Rules, c.Causes = is.ByRule, is.ByCause
+	c.ESMEPDUs = a.esmeTotals.snapshot()
 	if a.metrics != nil {
 		c.Reloads = map[string]uint64{"ok": a.metrics.reloadsOK.Load(), "refused": a.metrics.reloadsRefused.Load()}
 	}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smppguard/smppguard/cmd/smppguard/admin"
 	"github.com/smppguard/smppguard/smpp"
 )
 
@@ -97,4 +99,77 @@ func (c pduCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(pduDesc, prometheus.CounterValue, float64(n), side.name, dir, cmd, status)
 		})
 	}
+}
+
+// esmeTotals counts the PDUs of ESME sessions per account, closed sessions included, for
+// smppguard_esme_pdus_total. Live sessions are read at scrape time; a closing session's final
+// counts move to its account under the same lock, so the sum never falls and a session that
+// binds and closes between two scrapes is counted. Nothing runs per PDU.
+type esmeTotals struct {
+	mu     sync.Mutex
+	live   map[*smpp.Session]struct{}
+	gone   map[*smpp.Session]struct{} // closed before opened was called (a peer that hung up at once)
+	closed map[string]admin.PDUTotals
+}
+
+func newESMETotals() *esmeTotals {
+	return &esmeTotals{live: map[*smpp.Session]struct{}{}, gone: map[*smpp.Session]struct{}{}, closed: map[string]admin.PDUTotals{}}
+}
+
+// wrap makes srv's sessions counted: it must be called before srv serves. The sessions'
+// OnClose must call sessionClosed (set it in the session config given to relay.Server).
+func (e *esmeTotals) wrap(srv *smpp.Server) {
+	next := srv.NewHandler
+	srv.NewHandler = func(s *smpp.Session) smpp.Handler {
+		e.opened(s)
+		if next == nil {
+			return nil
+		}
+		return next(s)
+	}
+}
+
+func (e *esmeTotals) opened(s *smpp.Session) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.gone[s]; ok {
+		delete(e.gone, s)
+		return
+	}
+	e.live[s] = struct{}{}
+}
+
+// sessionClosed moves a closed session's final counts to its account.
+func (e *esmeTotals) sessionClosed(s *smpp.Session) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.live[s]; !ok {
+		e.gone[s] = struct{}{}
+	}
+	delete(e.live, s)
+	if id := s.SystemID(); id != "" {
+		c, t := s.Counters(), e.closed[id]
+		t.Rx += c.RxPDUs
+		t.Tx += c.TxPDUs
+		e.closed[id] = t
+	}
+}
+
+// snapshot returns the totals per account: closed sessions plus the live bound ones.
+func (e *esmeTotals) snapshot() map[string]admin.PDUTotals {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]admin.PDUTotals, len(e.closed))
+	for id, t := range e.closed {
+		out[id] = t
+	}
+	for s := range e.live {
+		if id := s.SystemID(); id != "" {
+			c, t := s.Counters(), out[id]
+			t.Rx += c.RxPDUs
+			t.Tx += c.TxPDUs
+			out[id] = t
+		}
+	}
+	return out
 }

@@ -175,7 +175,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer carrier.Close()
 	}
 
-	a := &app{path: *path, log: log, hook: &otpHook{log: log.Named("otp")}}
+	a := &app{path: *path, log: log, hook: &otpHook{log: log.Named("otp")}, esmeTotals: newESMETotals()}
 	reg := prometheus.NewRegistry()
 	if cfg.Admin.Listen != "" {
 		a.metrics = newHotMetrics(reg)
@@ -229,7 +229,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if a.metrics != nil {
 		esmeSessions.Counts = &a.metrics.esme
 	}
+	esmeSessions.OnClose = func(s *smpp.Session, _ error) { a.esmeTotals.sessionClosed(s) }
 	srv := r.Server(esmeSessions, cfg.Listen.MaxConns)
+	a.esmeTotals.wrap(srv)
 	srv.Session.ResponseTimeout = cfg.Relay.DeliverTimeout.D()
 
 	ln, err := (&net.ListenConfig{}).Listen(runCtx, "tcp", cfg.Listen.SMPP)

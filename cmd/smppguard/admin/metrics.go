@@ -2,8 +2,6 @@ package admin
 
 import (
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,17 +35,6 @@ type collector struct {
 	relayEvents, queueDepth, esmeSessions, esmePDUs, upBinds, upReconnects,
 	otpMessages, otpDecisions, lookups, lookupErrors, breakerOpen, breakerOpens,
 	ready, otpRules, otpCauses, reloads, windowInUse, peerInFlight *prometheus.Desc
-
-	// ESME PDU counts are kept per account over closed sessions too, so that
-	// smppguard_esme_pdus_total does not fall when a session goes away.
-	mu      sync.Mutex
-	live    map[sessionKey][2]uint64 // last seen rx, tx of each live session
-	retired map[string][2]uint64     // per account: rx, tx of sessions gone
-}
-
-type sessionKey struct {
-	account, bindType, peer string
-	since                   time.Time
 }
 
 func newCollector(src Source) *collector {
@@ -74,8 +61,6 @@ func newCollector(src Source) *collector {
 		reloads:      d(MetricReloads, "Configuration reloads by result (ok, refused).", "result"),
 		windowInUse:  d(MetricWindowInUse, "deliver_sm sent to an account's ESMEs and not acknowledged yet (our window in use).", "account"),
 		peerInFlight: d(MetricPeerInFlight, "Requests from an account's ESMEs not answered yet (their window in use).", "account"),
-		live:         map[sessionKey][2]uint64{},
-		retired:      map[string][2]uint64{},
 	}
 }
 
@@ -156,7 +141,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.breakerOpens, pc.BreakerOpens, p)
 	}
 
-	c.collectSessions(c.src.Sessions(), counter, gauge)
+	c.collectSessions(c.src.Sessions(), gauge)
+	for acct, p := range cn.ESMEPDUs {
+		counter(c.esmePDUs, p.Rx, acct, "rx")
+		counter(c.esmePDUs, p.Tx, acct, "tx")
+	}
 
 	binds := map[[2]string]int{}
 	reconnects := map[string]uint64{}
@@ -175,11 +164,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.ready, b2f(ok))
 }
 
-func (c *collector) collectSessions(sessions []SessionInfo, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
+func (c *collector) collectSessions(sessions []SessionInfo, gauge func(*prometheus.Desc, float64, ...string)) {
 	count := map[[2]string]int{}
-	pdus := map[string][2]uint64{}
 	inUse := map[string][2]int{}
 	for _, s := range sessions {
+		count[[2]string{s.Account, s.BindType}]++
 		v := inUse[s.Account]
 		v[0] += s.WindowInUse
 		v[1] += s.PeerInFlight
@@ -189,43 +178,7 @@ func (c *collector) collectSessions(sessions []SessionInfo, counter func(*promet
 		gauge(c.windowInUse, float64(v[0]), acct)
 		gauge(c.peerInFlight, float64(v[1]), acct)
 	}
-
-	c.mu.Lock()
-	seen := make(map[sessionKey][2]uint64, len(sessions))
-	for _, s := range sessions {
-		count[[2]string{s.Account, s.BindType}]++
-		k := sessionKey{s.Account, s.BindType, s.Peer, s.Since}
-		v := seen[k]
-		v[0] += s.RxPDUs
-		v[1] += s.TxPDUs
-		seen[k] = v
-	}
-	// Sessions gone since the last scrape keep their last counts in retired.
-	for k, v := range c.live {
-		if _, ok := seen[k]; !ok {
-			r := c.retired[k.account]
-			r[0] += v[0]
-			r[1] += v[1]
-			c.retired[k.account] = r
-		}
-	}
-	c.live = seen
-	for acct, r := range c.retired {
-		pdus[acct] = r
-	}
-	for k, v := range seen {
-		p := pdus[k.account]
-		p[0] += v[0]
-		p[1] += v[1]
-		pdus[k.account] = p
-	}
-	c.mu.Unlock()
-
 	for k, n := range count {
 		gauge(c.esmeSessions, float64(n), k[0], k[1])
-	}
-	for acct, p := range pdus {
-		counter(c.esmePDUs, p[0], acct, "rx")
-		counter(c.esmePDUs, p[1], acct, "tx")
 	}
 }

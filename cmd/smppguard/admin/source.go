@@ -79,6 +79,15 @@ type Counters struct {
 	Causes map[string]uint64
 	// Reloads counts configuration reloads by result: ok, refused.
 	Reloads map[string]uint64
+	// ESMEPDUs counts the PDUs exchanged with each account's ESME sessions since start,
+	// sessions already closed included (smppguard_esme_pdus_total). The Source keeps it
+	// monotonic: a session that binds and closes between two scrapes is counted.
+	ESMEPDUs map[string]PDUTotals
+}
+
+// PDUTotals are PDU counts by direction: Rx from the ESME, Tx to it.
+type PDUTotals struct {
+	Rx, Tx uint64
 }
 
 // ProviderCounters are one look-up provider's counters.
