@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -15,24 +18,40 @@ type origin struct {
 	upstream string
 }
 
+// corrKey is a message id as one upstream issued it. Two SMSCs may issue the same id (decimal
+// counters, or the hex/decimal fallback below turning one carrier's id into another's), so
+// an id means something only together with the upstream that issued it, and a receipt is
+// matched under the upstream it arrived from.
+type corrKey struct {
+	upstream string
+	id       string // canonical
+}
+
 const corrShards = 16
 
-// correlator maps SMSC message ids to their origin for receipt routing. It is created once
-// per relay (each expirable LRU's sweeper goroutine never exits) and sharded so that the
-// upstream readers recording ids do not queue on one lock.
+// correlator maps SMSC message ids, per upstream, to their origin for receipt routing. It is
+// created once per relay (each expirable LRU's sweeper goroutine never exits) and sharded so
+// that the upstream readers recording ids do not queue on one lock.
 //
 // SMSCs do not agree on how a message_id looks in a receipt: the submit_sm_resp may say
 // "1A2B3C" (hex) while the receipt text says "id:1715004" (decimal), or the other way round,
 // with or without leading zeros. An id is stored once, case-folded and without leading zeros;
-// a receipt id is looked up as it is, then as the same number written in the other base.
+// a receipt id is looked up as it is, then as the same number written in the other base,
+// always under the receipt's own upstream.
 type correlator struct {
-	shards  [corrShards]*expirable.LRU[string, origin]
+	shards  [corrShards]*expirable.LRU[corrKey, origin]
 	durable CorrStore // optional: survives restarts
 	ttl     time.Duration
+
+	// names are the upstreams ids were recorded for (copy on write), for lookup.
+	namesMu sync.Mutex
+	names   atomic.Pointer[[]string]
 }
 
 // CorrStore persists receipt correlations across restarts. Put must not block (the submit
-// path calls it); Get is called only when the in-memory correlator misses.
+// path calls it); Get is called only when the in-memory correlator misses. Keys are opaque
+// strings: the relay writes "upstream\x00message_id" (entries written by versions before
+// per-upstream keys are "message_id" alone and are still read, checking their upstream).
 type CorrStore interface {
 	Put(key, account, upstream string, expires time.Time)
 	Get(key string) (account, upstream string, ok bool)
@@ -44,15 +63,19 @@ func newCorrelator(size int, ttl time.Duration) *correlator {
 	}
 	c := &correlator{}
 	for i := range c.shards {
-		c.shards[i] = expirable.NewLRU[string, origin](size/corrShards+1, nil, ttl)
+		c.shards[i] = expirable.NewLRU[corrKey, origin](size/corrShards+1, nil, ttl)
 	}
+	c.names.Store(&[]string{})
 	return c
 }
 
-func (c *correlator) shard(key string) *expirable.LRU[string, origin] {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
+func (c *correlator) shard(k corrKey) *expirable.LRU[corrKey, origin] {
+	h := uint32(2166136261) // FNV-1a over the id, then the upstream
+	for i := 0; i < len(k.id); i++ {
+		h = (h ^ uint32(k.id[i])) * 16777619
+	}
+	for i := 0; i < len(k.upstream); i++ {
+		h = (h ^ uint32(k.upstream[i])) * 16777619
 	}
 	return c.shards[h%corrShards]
 }
@@ -72,46 +95,91 @@ func canonical(id string) string {
 	return id
 }
 
+// durableKey is the CorrStore key of an id issued by upstream.
+func durableKey(upstream, id string) string { return upstream + "\x00" + id }
+
+// add records that o.upstream issued id for o.account.
 func (c *correlator) add(id string, o origin) {
 	if id == "" {
 		return
 	}
-	k := canonical(id)
+	k := corrKey{upstream: o.upstream, id: canonical(id)}
 	c.shard(k).Add(k, o)
+	c.known(o.upstream)
 	if c.durable != nil {
-		c.durable.Put(k, o.account, o.upstream, time.Now().Add(c.ttl))
+		c.durable.Put(durableKey(k.upstream, k.id), o.account, o.upstream, time.Now().Add(c.ttl))
 	}
 }
 
-func (c *correlator) get(k string) (origin, bool) {
+// known remembers an upstream name (a handful: checked without a lock, added on change).
+func (c *correlator) known(upstream string) {
+	for _, n := range *c.names.Load() {
+		if n == upstream {
+			return
+		}
+	}
+	c.namesMu.Lock()
+	defer c.namesMu.Unlock()
+	cur := *c.names.Load()
+	if slices.Contains(cur, upstream) {
+		return
+	}
+	next := append(slices.Clone(cur), upstream)
+	c.names.Store(&next)
+}
+
+func (c *correlator) get(k corrKey) (origin, bool) {
 	if o, ok := c.shard(k).Get(k); ok {
 		return o, true
 	}
-	if c.durable != nil {
-		if a, u, ok := c.durable.Get(k); ok {
-			o := origin{account: a, upstream: u}
-			c.shard(k).Add(k, o)
+	if c.durable == nil {
+		return origin{}, false
+	}
+	a, u, ok := c.durable.Get(durableKey(k.upstream, k.id))
+	if !ok {
+		// Written before keys carried the upstream: valid only for the same upstream.
+		if a, u, ok = c.durable.Get(k.id); ok && u != k.upstream {
+			ok = false
+		}
+	}
+	if !ok {
+		return origin{}, false
+	}
+	o := origin{account: a, upstream: u}
+	c.shard(k).Add(k, o)
+	c.known(u)
+	return o, true
+}
+
+// lookupFrom finds the origin of a receipt id that arrived from upstream: the id as it is, then
+// as the same number in the other base, only among the ids that upstream issued.
+func (c *correlator) lookupFrom(upstream, id string) (origin, bool) {
+	if id == "" {
+		return origin{}, false
+	}
+	k := corrKey{upstream: upstream, id: canonical(id)}
+	if o, ok := c.get(k); ok {
+		return o, true
+	}
+	if n, ok := parseDec(k.id); ok { // a decimal receipt id for a hex message_id
+		if o, ok := c.get(corrKey{upstream: upstream, id: strconv.FormatUint(n, 16)}); ok {
+			return o, true
+		}
+	}
+	if n, ok := parseHex(k.id); ok { // a hex receipt id for a decimal message_id
+		if o, ok := c.get(corrKey{upstream: upstream, id: strconv.FormatUint(n, 10)}); ok {
 			return o, true
 		}
 	}
 	return origin{}, false
 }
 
+// lookup finds a message id whose upstream is not known (an ESME's query_sm, cancel_sm or
+// replace_sm names only the id): it is tried under every upstream ids were recorded for, and
+// the first that knows it answers. Receipts never use it.
 func (c *correlator) lookup(id string) (origin, bool) {
-	if id == "" {
-		return origin{}, false
-	}
-	k := canonical(id)
-	if o, ok := c.get(k); ok {
-		return o, true
-	}
-	if n, ok := parseDec(k); ok { // a decimal receipt id for a hex message_id
-		if o, ok := c.get(strconv.FormatUint(n, 16)); ok {
-			return o, true
-		}
-	}
-	if n, ok := parseHex(k); ok { // a hex receipt id for a decimal message_id
-		if o, ok := c.get(strconv.FormatUint(n, 10)); ok {
+	for _, u := range *c.names.Load() {
+		if o, ok := c.lookupFrom(u, id); ok {
 			return o, true
 		}
 	}

@@ -636,7 +636,7 @@ func (h *linkHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
 	tlv, hasTLV := p.TLV(smpp.TagReceiptedMessageID)
 	if esm&0x3C != 0 || hasTLV {
 		id := receiptID(tlv, p.ShortMessage())
-		if o, ok := r.corr.lookup(id); ok {
+		if o, ok := r.corr.lookupFrom(h.u.Name, id); ok {
 			r.st.rMatched.Add(1)
 			r.deliver(o.account, up, p)
 			return
@@ -805,7 +805,7 @@ func (r *Relay) matchLoop() {
 		r.heldMu.Unlock()
 		var keep []heldReceipt
 		for _, h := range held {
-			if o, ok := r.corr.lookup(h.id); ok {
+			if o, ok := r.corr.lookupFrom(h.upN, h.id); ok {
 				r.st.rMatched.Add(1)
 				r.heldN.Add(-1)
 				r.deliver(o.account, h.up, h.p)
