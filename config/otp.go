@@ -173,6 +173,13 @@ type OTP struct {
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ConcatTimeout: how long parts of a concatenated message wait for the rest; default 5s.
 	ConcatTimeout Duration `yaml:"concat_timeout"`
+	// ConcatFirstPartTimeout: how long the first part of a concatenated message waits alone
+	// for a second one (once a second arrives, the parts wait up to ConcatTimeout). A sender
+	// that waits for each part's answer before sending the next pays it once per message:
+	// its later parts are decided on arrival, on the text of the parts so far. 0 (the
+	// default) means ConcatTimeout; at most ConcatTimeout. Maps to
+	// interceptor.ReassemblyConfig.FirstPartTimeout.
+	ConcatFirstPartTimeout Duration `yaml:"concat_first_part_timeout"`
 	// AuditFile, if set, gets one JSON line per OTP decision. It rotates at AuditMaxSizeMB
 	// (default 100) and keeps AuditMaxFiles old files (default 10).
 	AuditFile      string `yaml:"audit_file"`
@@ -464,6 +471,10 @@ func (v *validator) otp(c *Config) {
 		}
 	}
 	v.positive("otp.concat_timeout", c.OTP.ConcatTimeout)
+	v.nonNegative("otp.concat_first_part_timeout", c.OTP.ConcatFirstPartTimeout)
+	if c.OTP.ConcatFirstPartTimeout > c.OTP.ConcatTimeout && c.OTP.ConcatTimeout > 0 {
+		v.add("otp.concat_first_part_timeout", "%s is longer than otp.concat_timeout (%s); make it shorter, e.g. 1s, or omit it", c.OTP.ConcatFirstPartTimeout, c.OTP.ConcatTimeout)
+	}
 	if c.OTP.MaskKeep < 0 {
 		v.add("otp.mask_keep", "must be 0 (mask every digit) or more, got %d; omit it to keep the last 4 digits visible", c.OTP.MaskKeep)
 	}

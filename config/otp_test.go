@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const otpBase = `upstreams:
@@ -114,6 +115,22 @@ otp: {mask_keep: 0}
 		{"mask_keep negative", `policies: [{name: otp}]
 otp: {mask_keep: -1}
 `, `otp.mask_keep: must be 0 (mask every digit) or more, got -1`, nil},
+		{"concat_first_part_timeout", `policies: [{name: otp}]
+otp: {concat_timeout: 5s, concat_first_part_timeout: 800ms}
+`, "", func(t *testing.T, c *Config) {
+			if c.OTP.ConcatFirstPartTimeout.D() != 800*time.Millisecond || c.OTP.ConcatTimeout.D() != 5*time.Second {
+				t.Errorf("concat timeouts %s %s", c.OTP.ConcatFirstPartTimeout, c.OTP.ConcatTimeout)
+			}
+		}},
+		{"concat_first_part_timeout absent", `policies: [{name: otp}]
+`, "", func(t *testing.T, c *Config) {
+			if c.OTP.ConcatFirstPartTimeout != 0 {
+				t.Errorf("concat_first_part_timeout %s, want 0 (= concat_timeout)", c.OTP.ConcatFirstPartTimeout)
+			}
+		}},
+		{"concat_first_part_timeout longer than concat_timeout", `policies: [{name: otp}]
+otp: {concat_timeout: 2s, concat_first_part_timeout: 3s}
+`, `otp.concat_first_part_timeout: 3s is longer than otp.concat_timeout (2s)`, nil},
 		{"camara without base_url", `providers:
   - name: op
     type: camara

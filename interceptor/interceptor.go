@@ -193,7 +193,9 @@ var allow = Decision{Action: ActionAllow, Reason: "not an OTP"}
 
 // Submit offers one submit-path PDU. It returns the decision at once (done == true) — for
 // everything that is not an OTP, without allocating a goroutine — or done == false, and then
-// calls resolve exactly once, from another goroutine, with m.Decision set.
+// calls resolve exactly once with m.Decision set: from another goroutine, or, for a part of
+// a concatenated message that is not an OTP (its message complete, or its sender
+// synchronous), from within Submit before it returns.
 func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver) (done bool) {
 	ic.seen.Add(1)
 	p := ic.policyFor(m.Account, m.Route)
@@ -205,17 +207,18 @@ func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver)
 		m.Binary = true // undecodable text is never matched by text rules
 	}
 	if m.Part != nil && m.Part.Total > 1 {
-		g, complete, err := ic.reasm.Add(GroupKey(m), *m.Part, m.Text, &held{m: m, resolve: resolve})
+		g, err := ic.reasm.Add(GroupKey(m), *m.Part, m.Text, &held{m: m, resolve: resolve})
 		if err != nil {
 			// Too many groups or a duplicate part: decide this part on its own.
 			ic.log.Info("interceptor: concatenated part decided alone", zap.String("account", m.Account), zap.Error(err))
 			return ic.decideOne(ctx, p, m, resolve)
 		}
 		ic.pending.Add(1) // every held part counts until its resolve is called
-		if !complete {
-			return false
+		if g != nil {
+			// Complete, or a later part of a message whose hold ran out: decided now on
+			// the text of every part seen.
+			ic.decideGroup(ctx, p, g)
 		}
-		ic.decideGroup(ctx, p, g, false)
 		return false
 	}
 	return ic.decideOne(ctx, p, m, resolve)
@@ -277,11 +280,18 @@ func (ic *Interceptor) classify(p *Policy, m *Message) bool {
 	return ok
 }
 
-// decideGroup classifies a reassembled message and gives every part the same decision.
-func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group, timedOut bool) {
+// decideGroup classifies the text of every part of g seen so far (Group.Text) and gives its
+// held parts one decision. Parts answered earlier (Released) are in the text, not answered
+// again: after a timeout, the part that completes an OTP is decided on the whole OTP.
+func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group) {
 	parts := make([]*held, 0, len(g.Parts))
 	for _, gp := range g.Parts {
-		parts = append(parts, gp.Value.(*held))
+		if !gp.Released {
+			parts = append(parts, gp.Value.(*held))
+		}
+	}
+	if len(parts) == 0 {
+		return
 	}
 	first := parts[0].m
 	whole := *first
@@ -291,8 +301,8 @@ func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group, tim
 		whole.Binary = whole.Binary || h.m.Binary
 	}
 	finish := func(w *Message) {
-		if timedOut && w.OTP && w.Decision.Reason != "" {
-			w.Decision.Reason += fmt.Sprintf(" (%d of %d parts arrived)", len(parts), g.Total)
+		if (g.TimedOut || !g.Complete) && w.OTP && w.Decision.Reason != "" {
+			w.Decision.Reason += fmt.Sprintf(" (%d of %d parts seen, %d answered before)", len(g.Parts), g.Total, len(g.Parts)-len(parts))
 		}
 		for _, h := range parts {
 			h.m.OTP, h.m.Rule, h.m.MSISDN, h.m.Signals, h.m.Decision, h.m.CorrelationID = w.OTP, w.Rule, w.MSISDN, w.Signals, w.Decision, w.CorrelationID
@@ -319,13 +329,16 @@ func (ic *Interceptor) policyFor(account, route string) *Policy {
 	return ic.cfg.Policies[account]
 }
 
+// partsTimedOut decides the held parts of a message whose hold ran out (or that Close
+// found), on the text seen so far.
 func (ic *Interceptor) partsTimedOut(g *Group) {
-	if len(g.Parts) == 0 {
-		return
+	for _, gp := range g.Parts {
+		if !gp.Released {
+			m := gp.Value.(*held).m
+			ic.decideGroup(context.Background(), ic.policyFor(m.Account, m.Route), g)
+			return
+		}
 	}
-	m := g.Parts[0].Value.(*held).m
-	p := ic.policyFor(m.Account, m.Route)
-	ic.decideGroup(context.Background(), p, g, true)
 }
 
 // run executes the look-up → decide chain for an OTP on its own goroutine, within the

@@ -482,3 +482,74 @@ func TestInterceptorPendingConcatenated(t *testing.T) {
 		t.Fatalf("pending %d (as int64: %d) after a timed-out message, want 0", got, int64(got))
 	}
 }
+
+// A concatenated OTP from an application that sends one part at a time, waiting for each
+// part's answer (the usual synchronous client), to a swapped SIM: the first part is held
+// FirstPartTimeout and decided on its text; the later parts are decided at once on arrival,
+// on the text of every part so far, so the part that completes the wording and the code is
+// rejected. Parts 2..n are not held at all (the reassembly clock does not move for them);
+// they were once held the whole timeout each and allowed one by one.
+func TestInterceptorConcatenatedSynchronousSender(t *testing.T) {
+	prov := &scripted{swapped: map[string]bool{"+447700900001": true}}
+	clk := newFakeClock()
+	ic, audit := newTestInterceptor(t, prov, func(_ *Policy, c *Config) {
+		c.Reassembly = ReassemblyConfig{Timeout: 5 * time.Second, FirstPartTimeout: time.Second, Now: clk.Now}
+	})
+	texts := []string{"Your verification ", "code is 48", "2913."}
+	udh := func(seq int) []byte { return []byte{0x05, 0x00, 0x03, 0x33, 3, byte(seq)} }
+	send := func(seq int) chan *Message {
+		res := make(chan *Message, 2)
+		m := &Message{Account: "bank", PDU: smFrame(t, "447700900001", 0x40, append(udh(seq), texts[seq-1]...)), Received: time.Now()}
+		if ic.Submit(context.Background(), m, func(m *Message) { res <- m }) {
+			res <- m
+		}
+		return res
+	}
+	answer := func(seq int, res chan *Message, within time.Duration) *Message {
+		t.Helper()
+		select {
+		case m := <-res:
+			t.Logf("part %d: %s otp=%v (%s)", seq, m.Decision.Action, m.OTP, m.Decision.Reason)
+			return m
+		case <-time.After(within):
+			t.Fatalf("part %d not answered within %s (reassembly clock at %s)", seq, within, clk.Now().Format(time.TimeOnly))
+			return nil
+		}
+	}
+
+	res := send(1)
+	select {
+	case m := <-res:
+		t.Fatalf("first part answered before its hold ran out: %+v", m.Decision)
+	case <-time.After(150 * time.Millisecond): // the sweeper ticks every 100 ms
+	}
+	clk.Advance(time.Second) // FirstPartTimeout, not the 5 s Timeout
+	if m := answer(1, res, 3*time.Second); m.Decision.Action != ActionAllow {
+		t.Fatalf("part 1 alone is no OTP: %+v", m.Decision)
+	}
+
+	frozen := clk.Now()
+	for seq := 2; seq <= 3; seq++ {
+		start := time.Now()
+		m := answer(seq, send(seq), 3*time.Second)
+		if d := time.Since(start); d >= time.Second {
+			t.Fatalf("part %d answered after %s: held again", seq, d)
+		}
+		if seq == 2 && m.Decision.Action != ActionAllow {
+			t.Fatalf("part 2: %+v", m.Decision) // "Your verification code is 48": no code yet
+		}
+		if seq == 3 && (m.Decision.Action != ActionReject || !m.OTP || !strings.Contains(m.Decision.Reason, "3 of 3 parts seen, 2 answered before")) {
+			t.Fatalf("the part completing the OTP to a swapped SIM: otp %v %+v", m.OTP, m.Decision)
+		}
+	}
+	if !clk.Now().Equal(frozen) {
+		t.Fatal("the clock moved")
+	}
+	recs := audit.all()
+	if len(recs) != 1 || recs[0].Action != ActionReject || recs[0].Parts != 3 {
+		t.Fatalf("audit %+v", recs)
+	}
+	if p := ic.Stats().Pending; p != 0 {
+		t.Fatalf("pending %d", int64(p))
+	}
+}

@@ -1,7 +1,10 @@
 package interceptor
 
 import (
+	"cmp"
+	"container/heap"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,22 +27,29 @@ var (
 // maxParts is the most parts a concatenated message can have (8-bit total).
 const maxParts = 255
 
-// GroupPart is one held part of a concatenated message.
+// GroupPart is one part of a concatenated message.
 type GroupPart struct {
 	Seq  int
 	Text string
-	// Value is the caller's handle for the held request.
+	// Value is the caller's handle for the held request; nil when Released.
 	Value any
+	// Released: the part was answered by an earlier decision of its message. It is in the
+	// group for its text only; whoever decides the group must not answer it again.
+	Released bool
 }
 
-// Group is a concatenated message being (or having been) reassembled.
+// Group is a concatenated message being (or having been) reassembled, as handed to a
+// decision: decide its held (not Released) parts on Text, the text of every part seen.
 type Group struct {
 	Key   string
 	Total int
-	// Parts are the parts present, in Seq order.
+	// Parts are the parts seen so far, in Seq order, those answered earlier included.
 	Parts []GroupPart
-	// Complete: all Total parts are present.
+	// Complete: all Total parts have been seen.
 	Complete bool
+	// TimedOut: the message's hold ran out before it was complete, now or at an earlier part
+	// (a sender that waits for each part's answer before sending the next).
+	TimedOut bool
 }
 
 // Text returns the parts' texts joined in Seq order; missing parts are simply absent.
@@ -56,51 +66,109 @@ func (g *Group) Text() string {
 	return sb.String()
 }
 
+// Released returns how many of the group's parts were answered by earlier decisions.
+func (g *Group) Released() int {
+	n := 0
+	for _, p := range g.Parts {
+		if p.Released {
+			n++
+		}
+	}
+	return n
+}
+
 // ReassemblyConfig configures a Reassembler.
 type ReassemblyConfig struct {
-	// Timeout is how long a message's parts are held, counted from its first part. Default 5s.
+	// Timeout is the longest a message's parts are held, counted from its first part.
+	// Default 5s.
 	Timeout time.Duration
-	// MaxGroups bounds the incomplete messages held; beyond it Add returns ErrTooManyGroups.
-	// Default 100000.
+	// FirstPartTimeout is how long a message's first part is held alone, waiting for a second
+	// one; once a second part arrives, the parts are held until Timeout. A sender that waits
+	// for each part's answer before sending the next pays it once per message. Default (and
+	// at most) Timeout.
+	FirstPartTimeout time.Duration
+	// Remember is how long the text of a message whose hold ran out is kept, counted from its
+	// last part, so that its later parts are decided at once on the text seen so far.
+	// Default 30s, at least Timeout.
+	Remember time.Duration
+	// MaxGroups bounds the incomplete messages held or remembered; beyond it Add returns
+	// ErrTooManyGroups. Default 100000.
 	MaxGroups int
 	// Now is the clock deadlines are computed and checked with. Default time.Now.
 	Now func() time.Time
 }
 
-// Reassembler holds the parts of concatenated messages until all have arrived or Timeout
-// has passed since the first, so that all parts get one decision on the whole text. It is
-// safe for concurrent use. Memory is bounded by MaxGroups × 255 parts.
+// Reassembler holds the parts of concatenated messages until all have arrived or their hold
+// ran out, so that parts get one decision on the whole text. A message whose hold ran out
+// (its sender waits for each answer) is remembered: its held parts are decided on the text
+// seen so far, and each later part is decided at once, on arrival, on the text of every part
+// seen (the parts answered earlier included), so the part that completes an OTP is
+// recognised. It is safe for concurrent use. Memory is bounded by MaxGroups × 255 parts.
 type Reassembler struct {
 	cfg       ReassemblyConfig
 	onTimeout func(*Group)
 
 	mu     sync.Mutex
 	groups map[string]*heldGroup
-	// head/tail: the held groups in order of arrival of their first part, which is the order
-	// of their deadlines as long as the clock does not go backwards.
-	head, tail *heldGroup
-	closed     bool
+	// q orders the groups by deadline (a hold's end, or a remembered group's expiry).
+	q      groupQueue
+	made   uint64 // groups started, numbering them in order of their first part
+	closed bool
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
 }
 
-// heldGroup is a group in the Reassembler, on its deadline list.
+// heldGroup is a group in the Reassembler.
 type heldGroup struct {
-	g          Group
-	deadline   time.Time
-	prev, next *heldGroup
+	g     Group
+	first time.Time // when its first part arrived
+	// deadline: the end of the hold while parts are held; the expiry of the memory once
+	// g.TimedOut.
+	deadline time.Time
+	idx      int    // in the queue
+	order    uint64 // r.made when it was started
+}
+
+// groupQueue is a min-heap of groups by deadline (container/heap).
+type groupQueue []*heldGroup
+
+func (q groupQueue) Len() int           { return len(q) }
+func (q groupQueue) Less(i, j int) bool { return q[i].deadline.Before(q[j].deadline) }
+func (q groupQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].idx, q[j].idx = i, j
+}
+func (q *groupQueue) Push(x any) {
+	h := x.(*heldGroup)
+	h.idx = len(*q)
+	*q = append(*q, h)
+}
+func (q *groupQueue) Pop() any {
+	old := *q
+	h := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	h.idx = -1
+	return h
 }
 
 // NewReassembler starts a Reassembler and its one sweeper goroutine. onTimeout is called,
-// from the sweeper goroutine and outside any lock, with each group whose Timeout passed
-// before it was complete; the group has been removed. A nil onTimeout drops such groups.
-// Close stops the sweeper.
+// from the sweeper goroutine and outside any lock, with each group whose hold ran out before
+// it was complete (TimedOut set; its held parts are to be answered, its other parts were
+// answered before). A nil onTimeout drops such parts. Close stops the sweeper.
 func NewReassembler(cfg ReassemblyConfig, onTimeout func(*Group)) *Reassembler {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.FirstPartTimeout <= 0 || cfg.FirstPartTimeout > cfg.Timeout {
+		cfg.FirstPartTimeout = cfg.Timeout
+	}
+	if cfg.Remember <= 0 {
+		cfg.Remember = 30 * time.Second
+	}
+	cfg.Remember = max(cfg.Remember, cfg.Timeout)
 	if cfg.MaxGroups <= 0 {
 		cfg.MaxGroups = 100000
 	}
@@ -109,7 +177,7 @@ func NewReassembler(cfg ReassemblyConfig, onTimeout func(*Group)) *Reassembler {
 	}
 	r := &Reassembler{cfg: cfg, onTimeout: onTimeout, groups: map[string]*heldGroup{},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	go r.sweeper(sweepInterval(cfg.Timeout))
+	go r.sweeper(sweepInterval(cfg.FirstPartTimeout))
 	return r
 }
 
@@ -139,14 +207,23 @@ func (r *Reassembler) stopSweeper() {
 	<-r.done
 }
 
-// sweep removes the groups whose deadline has passed and hands them to onTimeout.
+// sweep hands the groups whose hold ran out to onTimeout and remembers them; it forgets the
+// remembered groups whose memory expired.
 func (r *Reassembler) sweep() {
 	now := r.cfg.Now()
 	var expired []*Group
 	r.mu.Lock()
-	for h := r.head; h != nil && !now.Before(h.deadline); h = r.head {
-		r.remove(h)
-		expired = append(expired, &h.g)
+	// Bounded: every iteration removes a group or moves its deadline past now.
+	for len(r.q) > 0 && !now.Before(r.q[0].deadline) {
+		h := r.q[0]
+		if h.g.TimedOut {
+			r.remove(h)
+			continue
+		}
+		h.g.TimedOut = true
+		expired = append(expired, h.take(-1, nil))
+		h.deadline = now.Add(r.cfg.Remember)
+		heap.Fix(&r.q, h.idx)
 	}
 	r.mu.Unlock()
 	if r.onTimeout == nil {
@@ -157,92 +234,137 @@ func (r *Reassembler) sweep() {
 	}
 }
 
-// remove unlinks h and forgets its key. r.mu must be held.
-func (r *Reassembler) remove(h *heldGroup) {
-	delete(r.groups, h.g.Key)
-	if h.prev != nil {
-		h.prev.next = h.next
-	} else {
-		r.head = h.next
+// take returns a copy of the group for a decision and marks every part of the live group
+// Released (dropping its handle). With i >= 0, part i of the copy is set to the held handle
+// v; the others keep their state (take(-1, nil) hands over every held part).
+func (h *heldGroup) take(i int, v any) *Group {
+	g := h.g
+	g.Parts = append([]GroupPart(nil), h.g.Parts...)
+	for j := range h.g.Parts {
+		h.g.Parts[j].Value, h.g.Parts[j].Released = nil, true
 	}
-	if h.next != nil {
-		h.next.prev = h.prev
-	} else {
-		r.tail = h.prev
+	if i >= 0 {
+		g.Parts[i].Value, g.Parts[i].Released = v, false
 	}
-	h.prev, h.next = nil, nil
+	return &g
 }
 
-// Add holds one part, with text its decoded text and v the caller's handle for it. key
+// remove forgets h. r.mu must be held.
+func (r *Reassembler) remove(h *heldGroup) {
+	delete(r.groups, h.g.Key)
+	if h.idx >= 0 {
+		heap.Remove(&r.q, h.idx)
+	}
+}
+
+// newGroup starts holding a group. r.mu must be held.
+func (r *Reassembler) newGroup(key string, total int, now time.Time) *heldGroup {
+	h := &heldGroup{g: Group{Key: key, Total: total, Parts: make([]GroupPart, 0, min(total, 8))},
+		first: now, deadline: now.Add(r.cfg.FirstPartTimeout), order: r.made}
+	r.made++
+	r.groups[key] = h
+	heap.Push(&r.q, h)
+	return h
+}
+
+// Add takes one part, with text its decoded text and v the caller's handle for it. key
 // identifies the message (build it with GroupKey). Parts may arrive in any order.
 //
-// When the part completes its message, the group is removed and returned with complete set
-// (and Group.Complete). Otherwise g is nil: the group stays held until its last part or its
-// timeout. A part is not taken, and an error returned, when its Seq is already held
-// (ErrDuplicatePart: nothing is replaced), when it would start one group too many
-// (ErrTooManyGroups), when it is invalid (ErrInvalidPart) or after Close.
-func (r *Reassembler) Add(key string, part Part, text string, v any) (g *Group, complete bool, err error) {
+// A nil group means the part is held: it is answered later, with the other held parts of
+// its message, when its last part arrives, when its hold runs out (onTimeout) or by Close.
+// A non-nil group is to be decided now, the caller answering its held parts (this one, and
+// the others held with it) on its Text:
+//   - the part completed its message (Complete): the group is removed;
+//   - the message's hold ran out before (TimedOut): the group is remembered, and the part is
+//     the group's only held one; its Text is the text of every part seen so far;
+//   - the part repeats a part answered before, with the same text (a retransmission): it is
+//     decided like a later part.
+//
+// A part whose Seq was answered before with another text starts the message over (a new
+// message under a reused reference). A part is not taken, and an error returned, when its
+// Seq is held already (ErrDuplicatePart: nothing is replaced), when it would start one group
+// too many (ErrTooManyGroups), when it is invalid (ErrInvalidPart) or after Close.
+func (r *Reassembler) Add(key string, part Part, text string, v any) (*Group, error) {
 	if part.Total < 1 || part.Total > maxParts || part.Seq < 1 || part.Seq > part.Total {
-		return nil, false, ErrInvalidPart
+		return nil, ErrInvalidPart
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, false, ErrReassemblerClosed
+		return nil, ErrReassemblerClosed
 	}
 	h := r.groups[key]
+	if h != nil && h.g.Total != part.Total {
+		return nil, ErrInvalidPart
+	}
+	var now time.Time
 	if h == nil {
 		if part.Total == 1 {
-			return &Group{Key: key, Total: 1, Parts: []GroupPart{{Seq: 1, Text: text, Value: v}}, Complete: true}, true, nil
+			return &Group{Key: key, Total: 1, Parts: []GroupPart{{Seq: 1, Text: text, Value: v}}, Complete: true}, nil
 		}
 		if len(r.groups) >= r.cfg.MaxGroups {
-			return nil, false, ErrTooManyGroups
+			return nil, ErrTooManyGroups
 		}
-		h = &heldGroup{g: Group{Key: key, Total: part.Total, Parts: make([]GroupPart, 0, min(part.Total, 8))},
-			deadline: r.cfg.Now().Add(r.cfg.Timeout)}
-		r.groups[key] = h
-		h.prev = r.tail
-		if r.tail != nil {
-			r.tail.next = h
-		} else {
-			r.head = h
-		}
-		r.tail = h
-	} else if h.g.Total != part.Total {
-		return nil, false, ErrInvalidPart
+		now = r.cfg.Now()
+		h = r.newGroup(key, part.Total, now)
 	}
-	// Insert in Seq order.
+	// Find the part's place in Seq order.
 	ps := h.g.Parts
 	i := len(ps)
 	for i > 0 && ps[i-1].Seq > part.Seq {
 		i--
 	}
 	if i > 0 && ps[i-1].Seq == part.Seq {
-		return nil, false, ErrDuplicatePart
+		seen := ps[i-1]
+		switch {
+		case !seen.Released:
+			return nil, ErrDuplicatePart
+		case seen.Text == text: // a retransmission of a part answered before
+			h.deadline = r.cfg.Now().Add(r.cfg.Remember)
+			heap.Fix(&r.q, h.idx)
+			return h.take(i-1, v), nil
+		}
+		// Another message under the same reference: forget the one remembered.
+		r.remove(h)
+		now = r.cfg.Now()
+		h = r.newGroup(key, part.Total, now)
+		ps, i = h.g.Parts, 0
 	}
 	ps = append(ps, GroupPart{})
 	copy(ps[i+1:], ps[i:])
 	ps[i] = GroupPart{Seq: part.Seq, Text: text, Value: v}
 	h.g.Parts = ps
-	if len(ps) < h.g.Total {
-		return nil, false, nil
+	switch {
+	case len(ps) == h.g.Total:
+		r.remove(h)
+		h.g.Complete = true
+		return &h.g, nil
+	case h.g.TimedOut:
+		if now.IsZero() {
+			now = r.cfg.Now()
+		}
+		h.deadline = now.Add(r.cfg.Remember)
+		heap.Fix(&r.q, h.idx)
+		return h.take(i, v), nil
+	case len(ps) == 2 && r.cfg.FirstPartTimeout < r.cfg.Timeout:
+		// A second part: the sender does not wait for answers; hold for the whole Timeout.
+		h.deadline = h.first.Add(r.cfg.Timeout)
+		heap.Fix(&r.q, h.idx)
 	}
-	r.remove(h)
-	h.g.Complete = true
-	return &h.g, true, nil
+	return nil, nil
 }
 
-// Len returns the number of incomplete messages held.
+// Len returns the number of incomplete messages held or remembered.
 func (r *Reassembler) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.groups)
 }
 
-// Close stops the sweeper and returns the groups still held, oldest first, removed: the
-// caller must still answer their parts. Add fails after Close; a second Close returns nil.
-// A sweep in progress finishes (its onTimeout calls included) before Close returns, so Close
-// must not be called from onTimeout.
+// Close stops the sweeper and returns the groups that still hold parts, oldest first,
+// removed: the caller must still answer their held parts. Remembered groups are forgotten.
+// Add fails after Close; a second Close returns nil. A sweep in progress finishes (its
+// onTimeout calls included) before Close returns, so Close must not be called from onTimeout.
 func (r *Reassembler) Close() []*Group {
 	r.mu.Lock()
 	if r.closed {
@@ -255,11 +377,19 @@ func (r *Reassembler) Close() []*Group {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*Group, 0, len(r.groups))
-	for h := r.head; h != nil; h = r.head {
-		r.remove(h)
-		out = append(out, &h.g)
+	hs := make([]*heldGroup, 0, len(r.groups))
+	for _, h := range r.groups {
+		if !h.g.TimedOut {
+			hs = append(hs, h)
+		}
 	}
+	slices.SortFunc(hs, func(a, b *heldGroup) int { return cmp.Compare(a.order, b.order) })
+	out := make([]*Group, len(hs))
+	for i, h := range hs {
+		out[i] = &h.g
+	}
+	clear(r.groups)
+	r.q = nil
 	return out
 }
 

@@ -50,16 +50,14 @@ func newTestReassembler(t *testing.T, cfg ReassemblyConfig, onTimeout func(*Grou
 	return r, clk
 }
 
-func mustAdd(t *testing.T, r *Reassembler, key string, p Part, text string, v any) (*Group, bool) {
+// mustAdd adds a part; decided reports a group to decide now.
+func mustAdd(t *testing.T, r *Reassembler, key string, p Part, text string, v any) (g *Group, decided bool) {
 	t.Helper()
-	g, complete, err := r.Add(key, p, text, v)
+	g, err := r.Add(key, p, text, v)
 	if err != nil {
 		t.Fatalf("add %s %+v: %v", key, p, err)
 	}
-	if complete != (g != nil) {
-		t.Fatalf("complete %v with group %v", complete, g)
-	}
-	return g, complete
+	return g, g != nil
 }
 
 func checkGroup(t *testing.T, g *Group, key string, total int, text string, seqs ...int) {
@@ -106,15 +104,15 @@ func TestReassemblySinglePartAndInvalid(t *testing.T) {
 		t.Fatalf("single part: %+v", g)
 	}
 	for _, p := range []Part{{Total: 0, Seq: 0}, {Total: 2, Seq: 0}, {Total: 2, Seq: 3}, {Total: 256, Seq: 1}, {Total: -1, Seq: -1}} {
-		if _, _, err := r.Add("bad", p, "", nil); !errors.Is(err, ErrInvalidPart) {
+		if _, err := r.Add("bad", p, "", nil); !errors.Is(err, ErrInvalidPart) {
 			t.Errorf("%+v: %v", p, err)
 		}
 	}
 	mustAdd(t, r, "k", Part{Total: 3, Seq: 1}, "a", "h1")
-	if _, _, err := r.Add("k", Part{Total: 2, Seq: 2}, "b", "h2"); !errors.Is(err, ErrInvalidPart) {
+	if _, err := r.Add("k", Part{Total: 2, Seq: 2}, "b", "h2"); !errors.Is(err, ErrInvalidPart) {
 		t.Errorf("total mismatch: %v", err)
 	}
-	if _, _, err := r.Add("k", Part{Total: 1, Seq: 1}, "b", "h2"); !errors.Is(err, ErrInvalidPart) {
+	if _, err := r.Add("k", Part{Total: 1, Seq: 1}, "b", "h2"); !errors.Is(err, ErrInvalidPart) {
 		t.Errorf("total mismatch with a single part: %v", err)
 	}
 }
@@ -122,9 +120,9 @@ func TestReassemblySinglePartAndInvalid(t *testing.T) {
 func TestReassemblyDuplicate(t *testing.T) {
 	r, _ := newTestReassembler(t, ReassemblyConfig{}, nil)
 	mustAdd(t, r, "k", Part{Total: 2, Seq: 1}, "first ", "h1")
-	g, complete, err := r.Add("k", Part{Total: 2, Seq: 1}, "replacement ", "other")
-	if !errors.Is(err, ErrDuplicatePart) || g != nil || complete {
-		t.Fatalf("duplicate: %v %v %v", g, complete, err)
+	g, err := r.Add("k", Part{Total: 2, Seq: 1}, "replacement ", "other")
+	if !errors.Is(err, ErrDuplicatePart) || g != nil {
+		t.Fatalf("duplicate: %v %v", g, err)
 	}
 	g, _ = mustAdd(t, r, "k", Part{Total: 2, Seq: 2}, "second", "h2")
 	checkGroup(t, g, "k", 2, "first second", 1, 2) // the duplicate replaced nothing
@@ -152,17 +150,19 @@ func TestReassemblyTimeout(t *testing.T) {
 	}
 	clk.Advance(time.Millisecond) // old: 5s since its first part
 	r.sweep()
-	if len(timedOut) != 1 || r.Len() != 1 {
+	if len(timedOut) != 1 || r.Len() != 2 { // old is remembered
 		t.Fatalf("timed out %d, held %d", len(timedOut), r.Len())
 	}
 	g := timedOut[0]
-	if g.Complete {
-		t.Fatal("a timed-out group is complete")
+	if g.Complete || !g.TimedOut {
+		t.Fatal("a timed-out group is complete, or not marked timed out")
 	}
 	checkGroup(t, g, "old", 3, "ab", 1, 2)
-	// A late part of a timed-out message starts a new group.
-	if _, complete := mustAdd(t, r, "old", Part{Total: 3, Seq: 3}, "c", "h3"); complete || r.Len() != 2 {
-		t.Fatal("late part")
+	// A late part of a timed-out message is decided at once on the whole text; the parts
+	// answered before are there for their text only.
+	g, decided := mustAdd(t, r, "old", Part{Total: 3, Seq: 3}, "c", "h3")
+	if !decided || !g.Complete || !g.TimedOut || g.Text() != "abc" || g.Released() != 2 || g.Parts[2].Value != "h3" || g.Parts[0].Value != nil || r.Len() != 1 {
+		t.Fatalf("late part: %+v, held %d", g, r.Len())
 	}
 	clk.Advance(2 * time.Second)
 	r.sweep()
@@ -176,7 +176,7 @@ func TestReassemblySweeper(t *testing.T) {
 	got := make(chan *Group, 1)
 	r := NewReassembler(ReassemblyConfig{Timeout: 2 * time.Millisecond}, func(g *Group) { got <- g })
 	defer r.Close()
-	if _, _, err := r.Add("k", Part{Total: 2, Seq: 2}, "late", "h2"); err != nil {
+	if _, err := r.Add("k", Part{Total: 2, Seq: 2}, "late", "h2"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -196,11 +196,11 @@ func TestReassemblyMaxGroups(t *testing.T) {
 	r, _ := newTestReassembler(t, ReassemblyConfig{MaxGroups: 2}, nil)
 	mustAdd(t, r, "a", Part{Total: 2, Seq: 1}, "", "h1")
 	mustAdd(t, r, "b", Part{Total: 2, Seq: 1}, "", "h1")
-	if _, _, err := r.Add("c", Part{Total: 2, Seq: 1}, "", "h1"); !errors.Is(err, ErrTooManyGroups) {
+	if _, err := r.Add("c", Part{Total: 2, Seq: 1}, "", "h1"); !errors.Is(err, ErrTooManyGroups) {
 		t.Fatalf("third group: %v", err)
 	}
 	// A single-part message needs no slot.
-	if _, complete, err := r.Add("d", Part{Total: 1, Seq: 1}, "", "h1"); err != nil || !complete {
+	if g, err := r.Add("d", Part{Total: 1, Seq: 1}, "", "h1"); err != nil || g == nil || !g.Complete {
 		t.Fatalf("single part at the limit: %v", err)
 	}
 	// Parts of held groups are still taken; completing one frees a slot.
@@ -225,7 +225,7 @@ func TestReassemblyClose(t *testing.T) {
 		t.Fatalf("close returned %+v", left)
 	}
 	checkGroup(t, left[0], "first", 3, "ac", 1, 3)
-	if _, _, err := r.Add("x", Part{Total: 2, Seq: 1}, "", nil); !errors.Is(err, ErrReassemblerClosed) {
+	if _, err := r.Add("x", Part{Total: 2, Seq: 1}, "", nil); !errors.Is(err, ErrReassemblerClosed) {
 		t.Fatalf("add after close: %v", err)
 	}
 	if r.Close() != nil || r.Len() != 0 || calls.Load() != 0 {
@@ -340,12 +340,15 @@ func TestReassemblyConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range ch {
-				g, done, err := r.Add(j.key, j.part, fmt.Sprintf("%d,", j.part.Seq), j.part.Seq)
+				g, err := r.Add(j.key, j.part, fmt.Sprintf("%d,", j.part.Seq), j.part.Seq)
 				if err != nil {
 					t.Error(err)
 					continue
 				}
-				if done {
+				if g != nil {
+					if !g.Complete {
+						t.Errorf("%s decided before it was complete", j.key)
+					}
 					mu.Lock()
 					if complete[j.key] != nil {
 						t.Errorf("%s completed twice", j.key)
@@ -377,7 +380,8 @@ func TestReassemblyConcurrent(t *testing.T) {
 // Concurrent Adds, sweeps and Close together, under -race.
 func TestReassemblyConcurrentClose(t *testing.T) {
 	var answered atomic.Int64
-	r := NewReassembler(ReassemblyConfig{Timeout: time.Millisecond}, func(g *Group) { answered.Add(int64(len(g.Parts))) })
+	held := func(g *Group) int64 { return int64(len(g.Parts) - g.Released()) }
+	r := NewReassembler(ReassemblyConfig{Timeout: time.Millisecond}, func(g *Group) { answered.Add(held(g)) })
 	var wg sync.WaitGroup
 	var taken atomic.Int64
 	for w := range 4 {
@@ -385,8 +389,8 @@ func TestReassemblyConcurrentClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				_, done, err := r.Add(fmt.Sprintf("w%d-%d", w, i/2), Part{Total: 3, Seq: 1 + i%2}, "", nil)
-				if err == nil && !done {
+				g, err := r.Add(fmt.Sprintf("w%d-%d", w, i/2), Part{Total: 3, Seq: 1 + i%2}, "", nil)
+				if err == nil && g == nil {
 					taken.Add(1)
 				}
 			}
@@ -396,7 +400,7 @@ func TestReassemblyConcurrentClose(t *testing.T) {
 	left := r.Close()
 	wg.Wait()
 	for _, g := range left {
-		answered.Add(int64(len(g.Parts)))
+		answered.Add(held(g))
 	}
 	if answered.Load() != taken.Load() {
 		t.Fatalf("%d parts taken, %d answered (timed out or returned by Close)", taken.Load(), answered.Load())
@@ -417,5 +421,117 @@ func BenchmarkReassemblyAdd(b *testing.B) {
 		r.Add(k, Part{Total: 2, Seq: 1}, "a", nil)
 		r.Add(k, Part{Total: 2, Seq: 2}, "b", nil)
 		i++
+	}
+}
+
+// A sender that waits for each part's answer before sending the next: the first part's hold
+// runs out, then every later part is decided at once, on the text of every part seen so far,
+// and the part that completes the message completes the group.
+func TestReassemblySynchronousSender(t *testing.T) {
+	var timedOut []*Group
+	var mu sync.Mutex
+	r, clk := newTestReassembler(t, ReassemblyConfig{Timeout: 5 * time.Second, FirstPartTimeout: time.Second}, func(g *Group) {
+		mu.Lock()
+		timedOut = append(timedOut, g)
+		mu.Unlock()
+	})
+	if _, decided := mustAdd(t, r, "k", Part{Total: 3, Seq: 1}, "Your verification ", "h1"); decided {
+		t.Fatal("first part decided at once")
+	}
+	clk.Advance(999 * time.Millisecond)
+	r.sweep()
+	if len(timedOut) != 0 {
+		t.Fatal("first part released before FirstPartTimeout")
+	}
+	clk.Advance(time.Millisecond)
+	r.sweep()
+	if len(timedOut) != 1 || !timedOut[0].TimedOut || timedOut[0].Released() != 0 {
+		t.Fatalf("first part not released after FirstPartTimeout: %+v", timedOut)
+	}
+	checkGroup(t, timedOut[0], "k", 3, "Your verification ", 1)
+	if r.Len() != 1 {
+		t.Fatal("the timed-out message is not remembered")
+	}
+
+	clk.Advance(300 * time.Millisecond) // the answer went back, the next part comes
+	g, decided := mustAdd(t, r, "k", Part{Total: 3, Seq: 2}, "code is 48", "h2")
+	if !decided || g.Complete || !g.TimedOut || g.Text() != "Your verification code is 48" {
+		t.Fatalf("second part: decided %v %+v", decided, g)
+	}
+	if !g.Parts[0].Released || g.Parts[0].Value != nil || g.Parts[1].Released || g.Parts[1].Value != "h2" {
+		t.Fatalf("second part: only it is to be answered: %+v", g.Parts)
+	}
+	clk.Advance(300 * time.Millisecond)
+	g, decided = mustAdd(t, r, "k", Part{Total: 3, Seq: 3}, "2913.", "h3")
+	if !decided || !g.Complete || !g.TimedOut || g.Text() != "Your verification code is 482913." || g.Released() != 2 || g.Parts[2].Value != "h3" {
+		t.Fatalf("last part: decided %v %+v", decided, g)
+	}
+	if r.Len() != 0 || len(timedOut) != 1 {
+		t.Fatalf("complete message still remembered (%d) or timed out again (%d)", r.Len(), len(timedOut))
+	}
+}
+
+// Parts that arrive together are held for the whole Timeout, not FirstPartTimeout: a second
+// part extends the hold.
+func TestReassemblySecondPartExtendsHold(t *testing.T) {
+	var timedOut atomic.Int32
+	r, clk := newTestReassembler(t, ReassemblyConfig{Timeout: 5 * time.Second, FirstPartTimeout: time.Second}, func(*Group) { timedOut.Add(1) })
+	mustAdd(t, r, "k", Part{Total: 3, Seq: 1}, "a", "h1")
+	clk.Advance(500 * time.Millisecond)
+	mustAdd(t, r, "k", Part{Total: 3, Seq: 3}, "c", "h3")
+	clk.Advance(4499 * time.Millisecond)
+	r.sweep()
+	if timedOut.Load() != 0 {
+		t.Fatal("released before Timeout although two parts arrived")
+	}
+	clk.Advance(time.Millisecond)
+	r.sweep()
+	if timedOut.Load() != 1 {
+		t.Fatal("not released at Timeout")
+	}
+}
+
+// A remembered message: a retransmitted part is decided at once on the text so far; a part
+// with a Seq answered before but another text starts a new message; memory expires Remember
+// after the last part.
+func TestReassemblyRemembered(t *testing.T) {
+	var timedOut atomic.Int32
+	r, clk := newTestReassembler(t, ReassemblyConfig{Timeout: time.Second, Remember: 10 * time.Second}, func(*Group) { timedOut.Add(1) })
+	mustAdd(t, r, "k", Part{Total: 3, Seq: 1}, "Your code is ", "h1")
+	clk.Advance(time.Second)
+	r.sweep()
+	g, decided := mustAdd(t, r, "k", Part{Total: 3, Seq: 2}, "4829", "h2")
+	if !decided || g.Text() != "Your code is 4829" {
+		t.Fatalf("second part %+v", g)
+	}
+	g, decided = mustAdd(t, r, "k", Part{Total: 3, Seq: 2}, "4829", "h2 again")
+	if !decided || g.Text() != "Your code is 4829" || g.Parts[1].Value != "h2 again" || g.Released() != 1 {
+		t.Fatalf("retransmission %+v", g)
+	}
+	// 8-bit references wrap: the same key, a Seq seen before, another text.
+	if _, decided := mustAdd(t, r, "k", Part{Total: 3, Seq: 1}, "Hello ", "n1"); decided || r.Len() != 1 {
+		t.Fatal("a new message under a reused reference was not started over")
+	}
+	clk.Advance(time.Second)
+	r.sweep()
+	if timedOut.Load() != 2 {
+		t.Fatalf("%d timeouts", timedOut.Load())
+	}
+	g, _ = mustAdd(t, r, "k", Part{Total: 3, Seq: 3}, "!", "n3")
+	if g == nil || g.Text() != "Hello !" {
+		t.Fatalf("the old message's text was kept: %+v", g)
+	}
+	clk.Advance(9999 * time.Millisecond)
+	r.sweep()
+	if r.Len() != 1 {
+		t.Fatal("forgotten before Remember")
+	}
+	clk.Advance(time.Millisecond)
+	r.sweep()
+	if r.Len() != 0 || timedOut.Load() != 2 {
+		t.Fatalf("not forgotten after Remember (%d), or answered again (%d)", r.Len(), timedOut.Load())
+	}
+	if _, decided := mustAdd(t, r, "k", Part{Total: 3, Seq: 2}, "x", "m2"); decided {
+		t.Fatal("a part of a forgotten message was decided at once")
 	}
 }
