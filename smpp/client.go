@@ -350,6 +350,7 @@ func (l *Link) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
 		if s == nil {
 			break
 		}
+		// ErrClosed: that bind just dropped, or TrySend closed it (ErrQueueFull): try another.
 		if err = s.TrySend(p, h, ref); !errors.Is(err, ErrClosed) {
 			break
 		}

@@ -138,6 +138,11 @@ type pending struct {
 	deadline int64 // unix nanos
 }
 
+// ErrQueueFull is returned by TryWriteResponse and TrySend when the session's send queue is
+// full. The queue holds Window + PeerWindow + 16 frames, so in a flow within both windows it
+// fills only when the peer stopped reading: the session has been closed. It wraps ErrClosed.
+var ErrQueueFull = fmt.Errorf("%w: send queue full (the peer is not reading)", ErrClosed)
+
 // Counters are a session's traffic counts.
 type Counters struct {
 	RxPDUs, TxPDUs     uint64
@@ -146,6 +151,9 @@ type Counters struct {
 	UnmatchedResponses uint64
 	ResponseTimeouts   uint64
 	ProtocolErrors     uint64
+	// QueueOverflows counts frames that found the send queue full in a write that must not
+	// block (TryWriteResponse, TrySend); the first one closed the session.
+	QueueOverflows uint64
 }
 
 // Session is one SMPP connection, on either side: bind state machine, sequence numbers, a
@@ -183,8 +191,9 @@ type Session struct {
 
 	peerOutstanding atomic.Int64
 	loopsDone       atomic.Int32
+	peerUnbound     atomic.Bool // the peer sent unbind
 
-	rxPDUs, txPDUs, rxReq, throttled, unmatched, timeouts, protoErrs atomic.Uint64
+	rxPDUs, txPDUs, rxReq, throttled, unmatched, timeouts, protoErrs, overflows atomic.Uint64
 
 	// Data is free for the owner of the session (the relay keeps its per-session state here).
 	Data atomic.Pointer[any]
@@ -272,8 +281,16 @@ func (s *Session) Counters() Counters {
 	return Counters{
 		RxPDUs: s.rxPDUs.Load(), TxPDUs: s.txPDUs.Load(), RxRequests: s.rxReq.Load(), Throttled: s.throttled.Load(),
 		UnmatchedResponses: s.unmatched.Load(), ResponseTimeouts: s.timeouts.Load(), ProtocolErrors: s.protoErrs.Load(),
+		QueueOverflows: s.overflows.Load(),
 	}
 }
+
+// Queued returns the frames waiting for the writer and the queue's capacity.
+func (s *Session) Queued() (n, capacity int) { return len(s.out), cap(s.out) }
+
+// PeerUnbound reports whether the peer sent unbind (the session answered it and closes, or
+// closed, cleanly).
+func (s *Session) PeerUnbound() bool { return s.peerUnbound.Load() }
 
 // NextSeq returns a fresh sequence number (1..0x7FFFFFFF, wrapping).
 func (s *Session) NextSeq() uint32 {
@@ -326,15 +343,57 @@ func (s *Session) write(b []byte) error {
 	}
 }
 
+// tryWrite queues one frame for the single writer without blocking. A full queue means
+// the peer is not reading (see ErrQueueFull): the session is closed. A closed session
+// returns ErrClosed.
+func (s *Session) tryWrite(b []byte) error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	select {
+	case s.out <- b:
+		return nil
+	default:
+	}
+	s.overflow()
+	return ErrQueueFull
+}
+
+// overflow closes a session whose queue was found full by a write that must not wait.
+func (s *Session) overflow() {
+	if s.overflows.Add(1) == 1 {
+		s.log.Warn("smpp: send queue full, the peer is not reading; closing", zap.Int("queue", cap(s.out)))
+	}
+	s.closeWith(ErrQueueFull)
+}
+
 // WriteResponse writes a response frame to a request the handler was given. It counts
-// against the peer's window.
+// against the peer's window. It waits while the send queue is full, so it is meant for the
+// session's own reader (the handler answering at once): a response relayed from another
+// session's goroutine uses TryWriteResponse.
 func (s *Session) WriteResponse(frame []byte) error {
+	s.releasePeer()
+	return s.write(frame)
+}
+
+// TryWriteResponse is WriteResponse that never blocks: when the send queue is full the
+// peer is not reading, and rather than stall the caller (an upstream reader shared by
+// every account, say) the session is closed and ErrQueueFull returned. Either way the
+// request no longer counts against the peer's window.
+func (s *Session) TryWriteResponse(frame []byte) error {
+	s.releasePeer()
+	return s.tryWrite(frame)
+}
+
+// releasePeer releases one admitted request of the peer's window (and Global).
+func (s *Session) releasePeer() {
 	// Each admitted request is released once: here, or by finish() when the session closes
 	// first (it zeroes the count, so a late response finds it negative and releases nothing).
 	if s.peerOutstanding.Add(-1) >= 0 && s.cfg.Global != nil {
 		s.cfg.Global.n.Add(-1)
 	}
-	return s.write(frame)
 }
 
 // Respond answers req with status and, for responses that carry one, messageID.
@@ -398,11 +457,13 @@ func (s *Session) SendFrame(ctx context.Context, frame []byte, h ResponseHandler
 			return ErrClosed
 		}
 	}
-	return s.sendAcquired(frame, h, ref)
+	return s.sendAcquired(frame, h, ref, false)
 }
 
-// sendAcquired sends a request frame for which a window slot is already held.
-func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref) error {
+// sendAcquired sends a request frame for which a window slot is already held. With
+// nowait, a full send queue closes the session (see tryWrite) and the request is withdrawn:
+// h is not called and ErrQueueFull is returned.
+func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref, nowait bool) error {
 	rp := PDU{raw: frame}
 	id := rp.ID()
 	seq := s.NextSeq()
@@ -416,19 +477,34 @@ func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref) error {
 	s.pending[seq] = pending{h: h, ref: ref, id: id, deadline: s.deadline(s.cfg.ResponseTimeout)}
 	s.mu.Unlock()
 	// If the session closes meanwhile, finish() delivers ErrClosed to h: one answer either way.
-	s.write(frame)
-	return nil
+	if !nowait {
+		s.write(frame)
+		return nil
+	}
+	if err := s.tryWrite(frame); !errors.Is(err, ErrQueueFull) {
+		return nil // queued, or closed: finish() answers h
+	}
+	s.mu.Lock()
+	_, mine := s.pending[seq]
+	delete(s.pending, seq)
+	s.mu.Unlock()
+	if !mine {
+		return nil // finish() took it first and answers h
+	}
+	<-s.window
+	return ErrQueueFull
 }
 
-// TrySend is Send that fails with ErrWindowTimeout at once when the window is full. It
-// allocates nothing.
+// TrySend is Send that never waits: it fails with ErrWindowTimeout at once when the window
+// is full, and when the send queue is full (the peer is not reading) it closes the session
+// and fails with ErrQueueFull; h is not called when it fails. It allocates nothing.
 func (s *Session) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
 	select {
 	case s.window <- struct{}{}:
 	default:
 		return ErrWindowTimeout
 	}
-	return s.sendAcquired(p.raw, h, ref)
+	return s.sendAcquired(p.raw, h, ref, true)
 }
 
 type result struct {
@@ -494,12 +570,37 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// CloseAfterFlush writes what is queued, then closes.
+// CloseAfterFlush writes what is queued, then closes. It does not wait for the close, but
+// waits for room in the send queue.
 func (s *Session) CloseAfterFlush() {
 	select {
 	case s.out <- nil:
 	case <-s.closing:
 	}
+}
+
+// CloseFlushed writes what is queued (responses, say), then closes, and waits until the
+// session is done. It is bounded by WriteTimeout: a queue that stays full that long, or a
+// flush that takes longer (a peer that does not read), closes the session at once and the
+// rest is dropped. Pending requests get ErrClosed.
+func (s *Session) CloseFlushed() {
+	t := time.NewTimer(s.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case s.out <- nil:
+	case <-s.closing:
+	case <-t.C:
+		s.closeWith(ErrClosed)
+	}
+	// The writer's deadline bounds the flush already; the second bound only guards it.
+	t.Reset(s.cfg.WriteTimeout + 2*s.tick())
+	select {
+	case <-s.done:
+		return
+	case <-t.C:
+		s.closeWith(ErrClosed)
+	}
+	<-s.done
 }
 
 func (s *Session) closeWith(err error) {
@@ -654,6 +755,7 @@ func (s *Session) handleRequest(p *PDU) {
 			return
 		}
 		s.setState(StateUnbinding)
+		s.peerUnbound.Store(true)
 		s.write(HeaderOnly(UnbindResp, StatusOK, p.Seq()))
 		s.CloseAfterFlush()
 		return

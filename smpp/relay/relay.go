@@ -491,6 +491,11 @@ func wantsReceipt(p *smpp.PDU) bool {
 }
 
 // HandleResponse implements smpp.ResponseHandler for relayed requests.
+//
+// It runs on another session's reader or writer goroutine (an upstream bind shared by every
+// pooled account, or the ESME session for a deliver_sm_resp), so it never waits: the
+// response is queued with TryWriteResponse, and a session whose send queue is full is not
+// reading and is closed rather than allowed to stall that goroutine.
 func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 	kind := ref.Aux & 0xFF
 	reqID := smpp.CommandID(ref.Aux >> 32)
@@ -518,19 +523,28 @@ func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 		if err != nil {
 			r.st.upFail.Add(1)
 			// The upstream dropped or did not answer: the ESME gets exactly one error response.
-			ref.Session.WriteResponse(smpp.HeaderOnly(reqID.Response(), smpp.StatusSysErr, ref.Seq))
+			r.relayResponse(ref.Session, smpp.HeaderOnly(reqID.Response(), smpp.StatusSysErr, ref.Seq))
 			return
 		}
 		resp.SetSeq(ref.Seq)
-		ref.Session.WriteResponse(resp.Bytes())
+		r.relayResponse(ref.Session, resp.Bytes())
 	case kindDeliver:
 		if err != nil {
 			// The ESME did not answer in time (or went away): the SMSC keeps the message and retries.
-			ref.Session.WriteResponse(smpp.HeaderOnly(reqID.Response(), smpp.StatusXTAppn, ref.Seq))
+			r.relayResponse(ref.Session, smpp.HeaderOnly(reqID.Response(), smpp.StatusXTAppn, ref.Seq))
 			return
 		}
 		resp.SetSeq(ref.Seq)
-		ref.Session.WriteResponse(resp.Bytes())
+		r.relayResponse(ref.Session, resp.Bytes())
+	}
+}
+
+// relayResponse queues a relayed response to s without waiting (see HandleResponse). A full
+// queue closed s (the session logs and counts it: Counters.QueueOverflows).
+func (r *Relay) relayResponse(s *smpp.Session, frame []byte) {
+	if err := s.TryWriteResponse(frame); errors.Is(err, smpp.ErrQueueFull) {
+		r.log.Warn("relay: session not reading its responses; closed", zap.String("system_id", s.SystemID()),
+			zap.Stringer("peer", s.RemoteAddr()), zap.Bool("upstream", s.Side() == smpp.SideESME))
 	}
 }
 
@@ -1236,7 +1250,14 @@ func (h *pairHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
 		e.s.Send(e.ctx, p, nil, smpp.Ref{})
 		return
 	}
-	if err := e.s.Send(e.ctx, p, e.r, smpp.Ref{Session: up, Seq: seq, Aux: aux(kindDeliver, 0, p.ID())}); err != nil {
+	ref := smpp.Ref{Session: up, Seq: seq, Aux: aux(kindDeliver, 0, p.ID())}
+	// TrySend does not wait for queue room (an ESME that does not read is closed); only a
+	// full window is waited for, as flow control toward this ESME's own upstream session.
+	err := e.s.TrySend(p, e.r, ref)
+	if errors.Is(err, smpp.ErrWindowTimeout) {
+		err = e.s.Send(e.ctx, p, e.r, ref)
+	}
+	if err != nil {
 		up.WriteResponse(smpp.HeaderOnly(p.ID().Response(), smpp.StatusXTAppn, seq))
 	}
 }
