@@ -637,7 +637,12 @@ func (s decideStep) Wrap(next Handler) Handler {
 	})
 }
 
-// Decide is the decision table: pure, so it is tested for every combination.
+// Decide is the decision table: pure, so it is tested for every combination. Each check's
+// signal picks its outcome (OnError when the look-up failed or timed out, OnUnknown when the
+// carrier does not know the number, OnRisk when risky, allow when clean). Precedence: the
+// most severe action wins (see severity: reject > drop > reroute > flag > allow); on a tie,
+// the first check in policy order, whose status, route or receipt the decision carries.
+// Shadow mode is applied when the decision is recorded, not here.
 func Decide(p *Policy, signals []SignalOutcome) Decision {
 	best := Outcome{Action: ActionAllow}
 	cause := "none"

@@ -65,7 +65,11 @@ type Policy struct {
 	allClean string // the decision reason when every check is clean, precomputed by New
 }
 
-// severity orders actions: the most severe outcome of all checks wins.
+// severity orders actions: the most severe outcome of all checks wins (reject > drop >
+// reroute > flag > allow), whatever made each check choose it (risk, error, unknown number).
+// Between outcomes of the same action the first check in policy order wins, with its status,
+// route or receipt: Decide and failPolicy replace the outcome kept only on a strictly more
+// severe one.
 func severity(a Action) int {
 	switch a {
 	case ActionReject:
