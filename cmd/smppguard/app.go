@@ -228,18 +228,22 @@ func (a *app) Ready() (bool, string) {
 	return true, ""
 }
 
-// Check implements admin.Source.
+// Check implements admin.Source: as `smppguard check`, for account or, when it is "", for
+// every account with a policy.
 func (a *app) Check(ctx context.Context, account, msisdn string) (any, error) {
-	m, err := a.hook.state.Load().ic.Check(ctx, account, msisdn)
-	if err != nil {
+	st := a.hook.state.Load()
+	res, err := runChecks(ctx, st.ic, a.cfg.Load(), st.pols, account, msisdn)
+	if errors.Is(err, errNoPolicy) {
 		return nil, fmt.Errorf("%w: %w", admin.ErrNotFound, err)
 	}
+	if err != nil {
+		return nil, err
+	}
 	return struct {
-		Account  string                      `json:"account"`
-		MSISDN   string                      `json:"msisdn"`
-		Signals  []interceptor.SignalOutcome `json:"signals"`
-		Decision interceptor.Decision        `json:"decision"`
-	}{account, m.MSISDN, m.Signals, m.Decision}, nil
+		MSISDN string        `json:"msisdn"`
+		Count  int           `json:"count"`
+		Checks []checkResult `json:"checks"`
+	}{msisdn, len(res), res}, nil
 }
 
 // Reload implements admin.Source.

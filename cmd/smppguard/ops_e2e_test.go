@@ -169,10 +169,33 @@ func TestE2EAdminAPI(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"action":"reject"`) || strings.Contains(string(body), numSwapped) {
 		t.Fatalf("decisions (masked): %d %s", code, body)
 	}
-	code, body = adminCall(t, p, "GET", "/api/v1/check?account=bank&msisdn=%2B447700900001", opsToken)
-	if code != 200 || !strings.Contains(string(body), `"action":"reject"`) {
-		t.Fatalf("check: %d %s", code, body)
+	// /api/v1/check behaves as `smppguard check`: the account is optional (every account
+	// with a policy) and the status is named as in /api/v1/decisions.
+	for _, q := range []string{"account=bank&msisdn=%2B447700900001", "msisdn=%2B447700900001"} {
+		var res struct {
+			Count  int `json:"count"`
+			Checks []struct {
+				Account  string `json:"account"`
+				Policy   string `json:"policy"`
+				Decision struct {
+					Action string `json:"action"`
+					Status string `json:"status"`
+				} `json:"decision"`
+			} `json:"checks"`
+		}
+		code, body = adminCall(t, p, "GET", "/api/v1/check?"+q, opsToken)
+		if err := json.Unmarshal(body, &res); code != 200 || err != nil || res.Count != 1 || len(res.Checks) != 1 {
+			t.Fatalf("check ?%s: %d %s (%v)", q, code, body, err)
+		}
+		if c := res.Checks[0]; c.Account != "bank" || c.Policy != "otp" || c.Decision.Action != "reject" || c.Decision.Status != "ESME_RSUBMITFAIL" {
+			t.Fatalf("check ?%s: %s", q, body)
+		}
 	}
+	if code, body = adminCall(t, p, "GET", "/api/v1/check?account=nobody&msisdn=%2B447700900001", opsToken); code != 404 {
+		t.Fatalf("check for an account without a policy: %d %s", code, body)
+	}
+	// Both upstream binds up before the metrics are read (the second may still be binding).
+	waitMetric(t, p, `smppguard_upstream_binds{state="BOUND_TRX",upstream="carrier"} 2`)
 	code, body = adminCall(t, p, "GET", "/metrics", opsToken)
 	for _, want := range []string{
 		`smppguard_relay_events_total{event="binds_ok"} 1`,

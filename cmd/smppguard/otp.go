@@ -350,29 +350,24 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ic.Close()
-	n := 0
-	for _, a := range cfg.Accounts {
-		if pols[a.SystemID] == nil || (*account != "" && a.SystemID != *account) {
-			continue
-		}
-		n++
-		m, err := ic.Check(ctx, a.SystemID, number)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "account %s (policy %s), destination %s\n", a.SystemID, a.Policy, m.MSISDN)
-		for _, s := range m.Signals {
+	res, err := runChecks(ctx, ic, cfg, pols, *account, number)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		fmt.Fprintf(stdout, "account %s (policy %s), destination %s\n", r.Account, r.Policy, r.MSISDN)
+		for _, s := range r.Signals {
 			state := s.Detail
 			if s.Err != "" {
 				state = "error: " + s.Err
 			}
 			fmt.Fprintf(stdout, "  %-16s %-12s %s (%s%s)\n", s.Signal, s.Source, state, s.Latency.Round(time.Microsecond), map[bool]string{true: ", cached", false: ""}[s.Cached])
 		}
-		d := m.Decision
+		d := r.Decision
 		line := string(d.Action)
 		switch d.Action {
 		case interceptor.ActionReject:
-			line += " with " + d.Status.String()
+			line += " with " + d.Status
 		case interceptor.ActionReroute:
 			line += " to route " + d.Route
 		}
@@ -381,8 +376,61 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  decision: %s\n  reason:   %s\n", line, d.Reason)
 	}
-	if n == 0 {
-		return fmt.Errorf("no account with an OTP policy%s", map[bool]string{true: " named " + *account, false: ""}[*account != ""])
-	}
 	return nil
+}
+
+// errNoPolicy: no account (or not the one asked for) has an OTP policy.
+var errNoPolicy = errors.New("no account with an OTP policy")
+
+// checkResult is the decision an OTP from an account to a number would get now: what
+// `smppguard check` prints and /api/v1/check answers.
+type checkResult struct {
+	Account  string                      `json:"account"`
+	Policy   string                      `json:"policy"`
+	MSISDN   string                      `json:"msisdn"`
+	Signals  []interceptor.SignalOutcome `json:"signals"`
+	Decision checkDecision               `json:"decision"`
+}
+
+// checkDecision is interceptor.Decision with the command_status by name
+// ("ESME_RSUBMITFAIL"), as the audit records and /api/v1/decisions write it.
+type checkDecision struct {
+	Action      interceptor.Action `json:"action"`
+	Status      string             `json:"status,omitempty"`
+	Route       string             `json:"route,omitempty"`
+	ReceiptStat string             `json:"receipt_stat,omitempty"`
+	ReceiptErr  int                `json:"receipt_err,omitempty"`
+	Reason      string             `json:"reason"`
+	Cause       string             `json:"cause,omitempty"`
+	Shadow      bool               `json:"shadow,omitempty"`
+}
+
+// runChecks runs the checks for number as an OTP from each account with a policy would get
+// them (only account, when not ""), in config order. Nothing is sent. No such account:
+// errNoPolicy.
+func runChecks(ctx context.Context, ic *interceptor.Interceptor, cfg *config.Config, pols map[string]*interceptor.Policy, account, number string) ([]checkResult, error) {
+	var out []checkResult
+	for _, a := range cfg.Accounts {
+		if pols[a.SystemID] == nil || (account != "" && a.SystemID != account) {
+			continue
+		}
+		m, err := ic.Check(ctx, a.SystemID, number)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", a.SystemID, err)
+		}
+		d := m.Decision
+		cd := checkDecision{Action: d.Action, Route: d.Route, ReceiptStat: d.ReceiptStat, ReceiptErr: d.ReceiptErr,
+			Reason: d.Reason, Cause: d.Cause, Shadow: d.Shadow}
+		if d.Status != 0 {
+			cd.Status = d.Status.String()
+		}
+		out = append(out, checkResult{Account: a.SystemID, Policy: a.Policy, MSISDN: m.MSISDN, Signals: m.Signals, Decision: cd})
+	}
+	if len(out) == 0 {
+		if account != "" {
+			return nil, fmt.Errorf("%w named %s", errNoPolicy, account)
+		}
+		return nil, errNoPolicy
+	}
+	return out, nil
 }

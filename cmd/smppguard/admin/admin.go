@@ -322,8 +322,8 @@ func (s *Server) decisions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	account, msisdn := strings.TrimSpace(q.Get("account")), strings.TrimSpace(q.Get("msisdn"))
-	if account == "" || msisdn == "" {
-		writeError(w, http.StatusBadRequest, "account and msisdn are required")
+	if msisdn == "" {
+		writeError(w, http.StatusBadRequest, "msisdn is required (account is optional: without it, every account with a policy)")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CheckTimeout)

@@ -55,6 +55,9 @@ func (f *fakeSource) Check(ctx context.Context, account, msisdn string) (any, er
 	f.checks = append(f.checks, account+"/"+msisdn)
 	f.mu.Unlock()
 	switch account {
+	case "":
+		return map[string]any{"count": 2, "checks": []map[string]any{
+			{"account": "acme", "destination": msisdn, "action": "allow"}, {"account": "bank", "destination": msisdn, "action": "allow"}}}, nil
 	case "nopolicy":
 		return nil, fmt.Errorf("account %q has no OTP policy: %w", account, ErrNotFound)
 	case "slow":
@@ -87,6 +90,12 @@ func (f *fakeSource) Counters() Counters {
 	c.Lookups = maps.Clone(c.Lookups)
 	c.ESMEPDUs = maps.Clone(c.ESMEPDUs)
 	return c
+}
+
+func (f *fakeSource) checksSeen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.checks...)
 }
 
 func (f *fakeSource) set(fn func(*fakeSource)) {
@@ -382,13 +391,25 @@ func TestCheck(t *testing.T) {
 	if res["account"] != "acme" || res["destination"] != "+447700900123" || res["action"] != "allow" {
 		t.Fatalf("check: %v", res)
 	}
+	// Without an account: every account with a policy, as the CLI does.
+	var all struct {
+		Count  int              `json:"count"`
+		Checks []map[string]any `json:"checks"`
+	}
+	e.get("/api/v1/check?msisdn=%2B447700900123", 200, &all)
+	if all.Count != 2 || len(all.Checks) != 2 || all.Checks[1]["account"] != "bank" {
+		t.Fatalf("check without an account: %+v", all)
+	}
+	if got := e.src.checksSeen(); len(got) != 2 || got[1] != "/+447700900123" {
+		t.Fatalf("Source.Check calls %q; want the second with no account", got)
+	}
 	for _, c := range []struct {
 		q    string
 		want int
 	}{
 		{"account=acme", 400},
-		{"msisdn=123", 400},
 		{"", 400},
+		{"msisdn=", 400},
 		{"account=nopolicy&msisdn=1", 404},
 		{"account=broken&msisdn=1", 500},
 		{"account=slow&msisdn=1", 504},

@@ -22,8 +22,9 @@ type Source interface {
 	// bind per route up. why explains a false answer.
 	Ready() (ready bool, why string)
 	// Check runs the configured checks for msisdn as an OTP from account would get them
-	// now (the CLI `check`) and returns a JSON-able value. Wrap ErrInvalid or ErrNotFound
-	// to choose a 400 or 404 answer; other errors give 500 (504 on a deadline).
+	// now — from every account with a policy when account is "", as the CLI `check` does —
+	// and returns a JSON-able value. Wrap ErrInvalid or ErrNotFound to choose a 400 or 404
+	// answer; other errors give 500 (504 on a deadline).
 	Check(ctx context.Context, account, msisdn string) (any, error)
 	// Reload re-reads the config. An error means the new config was refused (answered
 	// 400 with the reason); the running config stays.
