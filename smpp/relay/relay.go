@@ -1021,15 +1021,36 @@ func (e *esme) bind(p *smpp.PDU) {
 		}
 		markReady()
 		r.wake(a.SystemID)
-		// The upstream session dropping drops the ESME session the same way.
-		go func() {
-			select {
-			case <-up.Done():
-				e.s.Close()
-			case <-e.ctx.Done():
-			}
-		}()
+		go e.watchPair(up)
 	}()
+}
+
+// watchPair ends a pass-through ESME session when its upstream session ends, the way its
+// carrier would have ended it. By then every request in flight on the upstream session has
+// its one response queued (ESME_RSYSERR: the upstream session's close answers its pending
+// requests before Done), and those responses are written before the ESME session closes:
+//   - the SMSC unbound: the ESME is sent an unbind, and its unbind_resp (or its response
+//     timeout) closes the session; the SMSC's unbind was answered by the upstream session;
+//   - the SMSC dropped the connection: the ESME session is closed once what is queued is
+//     flushed (bounded by its WriteTimeout).
+func (e *esme) watchPair(up *smpp.Session) {
+	select {
+	case <-up.Done():
+	case <-e.ctx.Done():
+		return // the ESME went first: closed() unbinds the upstream session
+	}
+	log := e.r.log.With(zap.String("system_id", e.s.SystemID()), zap.Stringer("peer", e.s.RemoteAddr()))
+	if up.PeerUnbound() {
+		log.Info("relay: pass-through upstream unbound by the SMSC; unbinding the ESME")
+		ctx, cancel := context.WithTimeout(context.Background(), e.s.Config().ResponseTimeout)
+		defer cancel()
+		if err := e.s.Unbind(ctx); err != nil {
+			log.Info("relay: ESME did not answer its unbind", zap.Error(err))
+		}
+		return
+	}
+	log.Info("relay: pass-through upstream closed; closing the ESME", zap.Error(up.Err()))
+	e.s.CloseFlushed()
 }
 
 func bindTimeout(c smpp.Config) time.Duration {

@@ -29,6 +29,7 @@ type holdSMSC struct {
 	bound chan struct{}
 	heldC chan struct{}  // one token per held submit
 	resps chan *smpp.PDU // deliver_sm_resp received
+	unbds chan *smpp.PDU // unbind_resp received
 	wg    sync.WaitGroup
 	quit  chan struct{}
 	conns map[net.Conn]struct{}
@@ -41,7 +42,7 @@ func startHoldSMSC(t *testing.T) *holdSMSC {
 		t.Fatal(err)
 	}
 	h := &holdSMSC{t: t, ln: ln, bound: make(chan struct{}, 16), heldC: make(chan struct{}, 1024),
-		resps: make(chan *smpp.PDU, 16), quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+		resps: make(chan *smpp.PDU, 16), unbds: make(chan *smpp.PDU, 4), quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -103,6 +104,8 @@ func (h *holdSMSC) serve(c net.Conn) {
 			h.heldC <- struct{}{}
 		case id == smpp.DeliverSMResp:
 			h.resps <- p
+		case id == smpp.UnbindResp:
+			h.unbds <- p
 		case id.IsResponse():
 		case id == smpp.Unbind:
 			h.write(c, smpp.HeaderOnly(smpp.UnbindResp, smpp.StatusOK, p.Seq()))
