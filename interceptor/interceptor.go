@@ -302,7 +302,7 @@ func (ic *Interceptor) decideGroup(ctx context.Context, p *Policy, g *Group) {
 	}
 	finish := func(w *Message) {
 		if (g.TimedOut || !g.Complete) && w.OTP && w.Decision.Reason != "" {
-			w.Decision.Reason += fmt.Sprintf(" (%d of %d parts seen, %d answered before)", len(g.Parts), g.Total, len(g.Parts)-len(parts))
+			w.Decision.Reason += fmt.Sprintf(" (%d of %d parts seen, %d answered separately)", len(g.Parts), g.Total, len(g.Parts)-len(parts))
 		}
 		for _, h := range parts {
 			h.m.OTP, h.m.Rule, h.m.MSISDN, h.m.Signals, h.m.Decision, h.m.CorrelationID = w.OTP, w.Rule, w.MSISDN, w.Signals, w.Decision, w.CorrelationID

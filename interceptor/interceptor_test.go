@@ -538,7 +538,7 @@ func TestInterceptorConcatenatedSynchronousSender(t *testing.T) {
 		if seq == 2 && m.Decision.Action != ActionAllow {
 			t.Fatalf("part 2: %+v", m.Decision) // "Your verification code is 48": no code yet
 		}
-		if seq == 3 && (m.Decision.Action != ActionReject || !m.OTP || !strings.Contains(m.Decision.Reason, "3 of 3 parts seen, 2 answered before")) {
+		if seq == 3 && (m.Decision.Action != ActionReject || !m.OTP || !strings.Contains(m.Decision.Reason, "3 of 3 parts seen, 2 answered separately")) {
 			t.Fatalf("the part completing the OTP to a swapped SIM: otp %v %+v", m.OTP, m.Decision)
 		}
 	}

@@ -33,8 +33,9 @@ type GroupPart struct {
 	Text string
 	// Value is the caller's handle for the held request; nil when Released.
 	Value any
-	// Released: the part was answered by an earlier decision of its message. It is in the
-	// group for its text only; whoever decides the group must not answer it again.
+	// Released: the part is not this decision's to answer (an earlier decision of its
+	// message answered it, or it is still held for a later one). It is in the group for its
+	// text only.
 	Released bool
 }
 
@@ -277,12 +278,13 @@ func (r *Reassembler) newGroup(key string, total int, now time.Time) *heldGroup 
 //   - the part completed its message (Complete): the group is removed;
 //   - the message's hold ran out before (TimedOut): the group is remembered, and the part is
 //     the group's only held one; its Text is the text of every part seen so far;
-//   - the part repeats a part answered before, with the same text (a retransmission): it is
-//     decided like a later part.
+//   - the part repeats a part seen before, with the same text (a retransmission): it is
+//     decided alone now, on the text so far; a held original stays held.
 //
 // A part whose Seq was answered before with another text starts the message over (a new
 // message under a reused reference). A part is not taken, and an error returned, when its
-// Seq is held already (ErrDuplicatePart: nothing is replaced), when it would start one group
+// Seq is held already with another text (ErrDuplicatePart: nothing is replaced), when it
+// would start one group
 // too many (ErrTooManyGroups), when it is invalid (ErrInvalidPart) or after Close.
 func (r *Reassembler) Add(key string, part Part, text string, v any) (*Group, error) {
 	if part.Total < 1 || part.Total > maxParts || part.Seq < 1 || part.Seq > part.Total {
@@ -317,6 +319,16 @@ func (r *Reassembler) Add(key string, part Part, text string, v any) (*Group, er
 	if i > 0 && ps[i-1].Seq == part.Seq {
 		seen := ps[i-1]
 		switch {
+		case !seen.Released && seen.Text == text:
+			// A retransmission of a part still held (the sender's response timer is shorter
+			// than the hold): decided now on the text so far; the held parts stay held.
+			g := h.g
+			g.Parts = append([]GroupPart(nil), ps...)
+			for j := range g.Parts {
+				g.Parts[j].Value, g.Parts[j].Released = nil, true
+			}
+			g.Parts[i-1].Value, g.Parts[i-1].Released = v, false
+			return &g, nil
 		case !seen.Released:
 			return nil, ErrDuplicatePart
 		case seen.Text == text: // a retransmission of a part answered before

@@ -124,8 +124,14 @@ func TestReassemblyDuplicate(t *testing.T) {
 	if !errors.Is(err, ErrDuplicatePart) || g != nil {
 		t.Fatalf("duplicate: %v %v", g, err)
 	}
+	// The same text again (the sender's response timer ran out while the part was held):
+	// decided now on the text so far, alone; the original stays held.
+	g, decided := mustAdd(t, r, "k", Part{Total: 2, Seq: 1}, "first ", "again")
+	if !decided || g.Complete || g.Text() != "first " || g.Parts[0].Value != "again" || g.Released() != 0 || r.Len() != 1 {
+		t.Fatalf("retransmitted held part: %+v", g)
+	}
 	g, _ = mustAdd(t, r, "k", Part{Total: 2, Seq: 2}, "second", "h2")
-	checkGroup(t, g, "k", 2, "first second", 1, 2) // the duplicate replaced nothing
+	checkGroup(t, g, "k", 2, "first second", 1, 2) // the duplicates replaced nothing
 }
 
 func TestReassemblyTimeout(t *testing.T) {
