@@ -6,6 +6,7 @@
 //	smppguard check -c F +447700900123  what an OTP to this number would get now
 //	smppguard fake-smsc [flags]         run the bundled fake SMSC
 //	smppguard fake-carrier [flags]      run the bundled fake carrier API
+//	smppguard send [flags]              bind, submit one message, print the response and receipt
 //	smppguard load [flags]              run the load generator against an SMPP port
 //	smppguard bench [flags]             direct vs proxied throughput and latency, side by side
 //	smppguard version                   print build information
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -95,10 +97,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err == errUsage {
 			return 2
 		}
-		fmt.Fprintf(stderr, "smppguard %s: %v\n", args[0], err)
+		fmt.Fprintln(stderr, errorLine(args[0], err))
 		return 1
 	}
 	return 0
+}
+
+// errorLine prefixes a command's error with "smppguard <command>: " once: the bundled
+// tools' own entry points (loadgen, fake SMSC, fake carrier) already name themselves.
+func errorLine(cmd string, err error) string {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "smppguard "+cmd+": "):
+		return msg
+	case strings.HasPrefix(msg, cmd+": "):
+		return "smppguard " + msg
+	}
+	return "smppguard " + cmd + ": " + msg
 }
 
 func version(w io.Writer) {
