@@ -133,6 +133,9 @@ type Config struct {
 	// DLRMatchWait: how long a receipt whose message_id is not known yet is held, waiting
 	// for its submit_sm_resp (which may arrive on another bind). Default 2 s.
 	DLRMatchWait time.Duration
+	// DrainTimeout bounds how long Reload lets the sessions it unbinds finish their requests
+	// and deliveries in flight before their unbind. Default 30 s.
+	DrainTimeout time.Duration
 	// CorrelationTTL and CorrelationMax bound the message_id → account map. Defaults 72 h, 1,000,000.
 	CorrelationTTL time.Duration
 	CorrelationMax int
@@ -565,6 +568,11 @@ type accountState struct {
 	binding  int // pass-through binds in progress (count against MaxBinds)
 	wake     chan struct{}
 	running  bool
+	// draining: sessions Reload is about to unbind (account removed, or its mode or
+	// pass-through upstream changed). They admit no new submits, get no new deliver_sm, and
+	// are unbound once their requests in flight are answered (see Relay.unbindAccount).
+	draining  map[*esme]struct{}
+	ndraining atomic.Int32 // len(draining), read without the lock on the delivery path
 }
 
 func (r *Relay) state(account string) *accountState {
@@ -705,7 +713,7 @@ func (r *Relay) deliver(account string, up *smpp.Session, p *smpp.PDU) {
 	orig := p.Seq()
 	if r.store.Len(account) == 0 {
 		for range 2 {
-			e := st.receiver(false)
+			e := st.liveReceiver(false)
 			if e == nil {
 				break
 			}
@@ -761,7 +769,7 @@ func (r *Relay) drain(account string, st *accountState) {
 			if !ok {
 				break
 			}
-			e := st.receiver(true)
+			e := st.liveReceiver(true)
 			if e == nil {
 				break // woken again when a receiver binds
 			}
@@ -1107,6 +1115,10 @@ func (e *esme) closed() {
 				st.sessions = append(st.sessions[:i], st.sessions[i+1:]...)
 				break
 			}
+		}
+		if _, ok := st.draining[e]; ok {
+			delete(st.draining, e)
+			st.ndraining.Store(int32(len(st.draining)))
 		}
 		st.mu.Unlock()
 	}

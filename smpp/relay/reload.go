@@ -30,10 +30,22 @@ type ReloadReport struct {
 // without dropping established binds. An invalid cfg is refused and nothing changes. New or
 // changed pooled upstreams are dialled and bound first (make before break, up to ctx), then
 // the new configuration takes over at once for new PDUs; links of removed or changed
-// upstreams are then unbound (their in-flight requests still get their responses until the
-// unbind completes). Sessions of removed accounts, and of accounts whose mode or pass-through
-// upstream changed, are unbound cleanly. Other settings of Config (timers, store, hook,
-// lockout) keep their values from New.
+// upstreams are then unbound once the requests in flight on them are answered (retireLink,
+// up to Config.DrainTimeout). Sessions of removed accounts, and of accounts whose mode or
+// pass-through upstream changed, stop taking work, finish what is in flight and are unbound
+// (unbindAccount). A changed accounts[].tps applies to bound sessions at once. Other
+// settings of Config (timers, store, hook, lockout, DrainTimeout) keep their values from New.
+//
+// Bind count during a redial: the changed upstream's new link starts all its binds at once
+// (Binds, or 2×Binds for tx+rx) while the old link keeps all of its own; Reload waits for
+// the new link's first bind, swaps, and the old binds are unbound after their in-flight
+// requests are answered (typically one response time, at most DrainTimeout). For that
+// moment the system_id holds up to twice its binds. An SMSC that caps binds per system_id
+// refuses the extra ones and those slots retry with backoff (up to ReconnectMax) once the
+// old binds are gone; if it refuses all of them, Reload waits until ctx is done, reports the
+// upstream in NotReady and swaps anyway, so until a new bind is up that upstream's requests
+// wait LinkWait and get ESME_RTHROTTLED. Replacing bind by bind needs a link whose bind
+// count can change (smpp.Link has none).
 func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
@@ -80,11 +92,7 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 			rep.UpstreamsRemoved = append(rep.UpstreamsRemoved, name)
 		}
 		if old.link != nil {
-			go func(l interface{ Close(context.Context) error }) {
-				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				l.Close(cctx)
-			}(old.link)
+			go r.retireLink(old)
 		}
 	}
 	// Accounts.
@@ -114,20 +122,154 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 	return rep, nil
 }
 
-// unbindAccount unbinds every session of an account and reports how many there were.
+// done is closed when the relay stops (nil before Start: never).
+func (r *Relay) done() <-chan struct{} {
+	if r.ctx == nil {
+		return nil
+	}
+	return r.ctx.Done()
+}
+
+// retireLink closes the link of an upstream no longer in force. New requests already go to
+// the new snapshot's links; the requests in flight on the old binds are answered first (up
+// to Config.DrainTimeout), since an SMSC may answer them after its unbind_resp, which would
+// turn them into ESME_RSYSERR. Then every bind is unbound.
+func (r *Relay) retireLink(u *upstream) {
+	timeout := r.cfg.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	inFlight := func() int {
+		n := 0
+		for _, s := range u.link.Sessions() {
+			ours, _ := s.InFlight()
+			n += ours
+		}
+		return n
+	}
+wait:
+	for quiet := 0; quiet < 2; {
+		select {
+		case <-r.done():
+			break wait
+		case <-deadline.C:
+			r.log.Warn("relay: drain timeout; unbinding a replaced upstream link with requests in flight",
+				zap.String("upstream", u.Name), zap.Int("requests_in_flight", inFlight()))
+			break wait
+		case <-tick.C:
+		}
+		if inFlight() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u.link.Close(ctx)
+}
+
+// unbindAccount unbinds every session of an account and reports how many there were. The
+// sessions first stop taking work: new submits are answered ESME_RTHROTTLED (their limiter
+// is closed), no new deliver_sm is sent to them (receipts and MOs go to other receivers or
+// the queue). Each is unbound once its requests and deliveries in flight are answered and no
+// request came in for two polls (~20 ms), or after Config.DrainTimeout: a request in flight
+// gets its response before the unbind instead of being cut off by it. query_sm, cancel_sm
+// and replace_sm are still relayed meanwhile (and waited for).
 func (r *Relay) unbindAccount(id string) int {
 	st := r.state(id)
 	st.mu.Lock()
 	sessions := append([]*esme(nil), st.sessions...)
-	st.mu.Unlock()
+	if st.draining == nil {
+		st.draining = map[*esme]struct{}{}
+	}
 	for _, e := range sessions {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			e.s.Unbind(ctx)
-		}()
+		st.draining[e] = struct{}{}
+		if e.tps != nil {
+			e.tps.SetLimit(0)
+			e.tps.SetBurst(0)
+		}
+	}
+	st.ndraining.Store(int32(len(st.draining)))
+	st.mu.Unlock()
+	timeout := r.cfg.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	for _, e := range sessions {
+		go r.drainAndUnbind(e, timeout)
 	}
 	return len(sessions)
+}
+
+// drainAndUnbind waits, up to timeout, until session e has nothing in flight and takes no
+// more requests, then unbinds it.
+func (r *Relay) drainAndUnbind(e *esme, timeout time.Duration) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var lastRx uint64
+wait:
+	for quiet := 0; quiet < 2; {
+		select {
+		case <-e.s.Done():
+			return
+		case <-r.done():
+			break wait
+		case <-deadline.C:
+			ours, peers := e.s.InFlight()
+			r.log.Warn("relay: drain timeout; unbinding a session of a removed or changed account with work in flight",
+				zap.String("system_id", e.s.SystemID()), zap.Int("requests_in_flight", peers), zap.Int("deliveries_in_flight", ours))
+			break wait
+		case <-tick.C:
+		}
+		ours, peers := e.s.InFlight()
+		rx := e.s.Counters().RxRequests
+		if ours == 0 && peers == 0 && rx == lastRx {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		lastRx = rx
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.s.Unbind(ctx); err != nil {
+		r.log.Info("relay: unbind of a removed or changed account's session", zap.String("system_id", e.s.SystemID()), zap.Error(err))
+	}
+}
+
+// liveReceiver is accountState.receiver without the sessions being drained for an unbind.
+func (st *accountState) liveReceiver(wait bool) *esme {
+	if st.ndraining.Load() == 0 {
+		return st.receiver(wait)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := len(st.sessions)
+	var any *esme
+	for range n {
+		st.rr++
+		e := st.sessions[st.rr%n]
+		if _, draining := st.draining[e]; draining || !e.s.State().CanReceive() {
+			continue
+		}
+		if ours, _ := e.s.InFlight(); ours < e.s.Config().Window {
+			return e
+		}
+		if any == nil {
+			any = e
+		}
+	}
+	if wait {
+		return any
+	}
+	return nil
 }
 
 // tpsLimit returns a session limiter's limit and burst for an account's tps (0: unlimited).
@@ -146,6 +288,9 @@ func (r *Relay) applyTPS(id string, tps float64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, e := range st.sessions {
+		if _, draining := st.draining[e]; draining {
+			continue // stays closed until its unbind
+		}
 		if e.tps != nil {
 			e.tps.SetLimit(lim)
 			e.tps.SetBurst(burst)
