@@ -66,9 +66,14 @@ type LinkConfig struct {
 	BindType CommandID // BindTransceiver (default), BindTransmitter or BindReceiver
 	// RxBinds adds receiver binds beside the BindType binds (for "one transmitter plus one
 	// receiver" set-ups).
-	RxBinds      int
-	Binds        int     // binds of BindType, default 1
-	TPS          float64 // submits per second over the whole link; 0 = unlimited
+	RxBinds int
+	Binds   int     // binds of BindType, default 1
+	TPS     float64 // submits per second over the whole link; 0 = unlimited
+	// ReconnectMin and ReconnectMax bound the wait before a bind is retried (defaults 500 ms
+	// and 30 s): it doubles from ReconnectMin at each failed attempt up to ReconnectMax, with
+	// full jitter (a random wait in [d/2, d]). A bind that came up and dropped counts as a
+	// failed attempt unless it stayed up for StableBind, so an SMSC that accepts binds and
+	// drops them at once is not redialled every ReconnectMin for ever.
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 	Session      Config
@@ -108,6 +113,26 @@ type Link struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	started bool
+
+	// Clock and sleep, replaceable by tests before Start.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) bool
+}
+
+// StableBind is how long a bind must stay up for its drop to restart the reconnect backoff
+// from ReconnectMin: ReconnectMax, and at least 30 s.
+func (c LinkConfig) StableBind() time.Duration { return max(c.ReconnectMax, 30*time.Second) }
+
+// sleepCtx waits d or until ctx is done; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 type slot struct {
@@ -140,7 +165,7 @@ func NewLink(cfg LinkConfig) *Link {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	l := &Link{cfg: cfg, log: cfg.Logger.With(zap.String("link", cfg.Name)), up: make(chan struct{})}
+	l := &Link{cfg: cfg, log: cfg.Logger.With(zap.String("link", cfg.Name)), up: make(chan struct{}), now: time.Now, sleep: sleepCtx}
 	if cfg.TPS > 0 {
 		burst := int(cfg.TPS / 10)
 		if burst < 1 {
@@ -208,7 +233,7 @@ func (l *Link) backoff(attempt int) time.Duration {
 }
 
 func (l *Link) runSlot(ctx context.Context, sl *slot) {
-	attempt := 0
+	attempt := 0 // failed attempts since the last stable bind
 	for ctx.Err() == nil {
 		s, err := l.bindOnce(ctx, sl)
 		if err != nil {
@@ -225,14 +250,12 @@ func (l *Link) runSlot(ctx context.Context, sl *slot) {
 			d := l.backoff(attempt)
 			attempt++
 			l.log.Warn("smpp: upstream bind failed; retrying", zap.Int("slot", sl.n), zap.Error(err), zap.Duration("in", d))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
+			if !l.sleep(ctx, d) {
 				return
 			}
 			continue
 		}
-		attempt = 0
+		upAt := l.now()
 		sl.mu.Lock()
 		sl.since = time.Now()
 		sl.lastErr = ""
@@ -264,14 +287,18 @@ func (l *Link) runSlot(ctx context.Context, sl *slot) {
 		if ctx.Err() != nil {
 			return
 		}
-		l.log.Warn("smpp: upstream bind lost; reconnecting", zap.Int("slot", sl.n), zap.Error(s.Err()))
+		up := l.now().Sub(upAt)
+		if up >= l.cfg.StableBind() {
+			attempt = 0 // it was a working bind: reconnect soon
+		}
+		d := l.backoff(attempt)
+		attempt++
+		l.log.Warn("smpp: upstream bind lost; reconnecting", zap.Int("slot", sl.n), zap.Error(s.Err()),
+			zap.Duration("was_up", up), zap.Duration("in", d))
 		if l.cfg.OnBind != nil {
 			l.cfg.OnBind(l, s, fmt.Errorf("smpp: bind lost: %w", s.Err()))
 		}
-		d := l.backoff(0)
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
+		if !l.sleep(ctx, d) {
 			return
 		}
 	}
