@@ -1086,12 +1086,21 @@ func (e *esme) bound(a *Account, st *accountState, up *smpp.Session) {
 	// change the limit of bound sessions. The account's tps is read under st.mu, where Reload
 	// applies a new one after swapping the snapshot: a session binding during a reload gets
 	// the new limit either here or from Reload.
+	//
+	// A bind that began before a Reload removed or changed its account (a pass-through dial
+	// takes a while) ends after unbindAccount looked at the sessions: it sees the new
+	// snapshot here, under the same lock, and is drained and unbound like the others.
 	st.mu.Lock()
+	cur := e.r.snap.Load().accounts[a.SystemID]
 	tps := a.TPS
-	if cur := e.r.snap.Load().accounts[a.SystemID]; cur != nil {
+	if cur != nil {
 		tps = cur.TPS
 	}
+	stale := accountReplaced(a, cur)
 	lim := rate.NewLimiter(tpsLimit(tps))
+	if stale {
+		lim = rate.NewLimiter(0, 0) // admits nothing: the session is being unbound
+	}
 	e.mu.Lock()
 	e.acct = a
 	e.up = up
@@ -1099,7 +1108,14 @@ func (e *esme) bound(a *Account, st *accountState, up *smpp.Session) {
 	e.mu.Unlock()
 	st.binding--
 	st.sessions = append(st.sessions, e)
+	if stale {
+		st.markDraining(e)
+	}
 	st.mu.Unlock()
+	if stale {
+		e.r.log.Info("relay: bind completed for an account a reload removed or changed; unbinding it", zap.String("system_id", a.SystemID))
+		go e.r.drainAndUnbind(e, e.r.drainTimeout())
+	}
 }
 
 func (e *esme) closed() {

@@ -101,7 +101,7 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 		if na == nil {
 			rep.AccountsRemoved = append(rep.AccountsRemoved, id)
 		}
-		if na == nil || na.Mode != a.Mode || (na.Mode == PassThrough && na.Upstream != a.Upstream) {
+		if accountReplaced(a, na) {
 			rep.SessionsUnbound += r.unbindAccount(id)
 		}
 	}
@@ -135,11 +135,7 @@ func (r *Relay) done() <-chan struct{} {
 // to Config.DrainTimeout), since an SMSC may answer them after its unbind_resp, which would
 // turn them into ESME_RSYSERR. Then every bind is unbound.
 func (r *Relay) retireLink(u *upstream) {
-	timeout := r.cfg.DrainTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	deadline := time.NewTimer(timeout)
+	deadline := time.NewTimer(r.drainTimeout())
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -183,27 +179,46 @@ wait:
 func (r *Relay) unbindAccount(id string) int {
 	st := r.state(id)
 	st.mu.Lock()
-	sessions := append([]*esme(nil), st.sessions...)
-	if st.draining == nil {
-		st.draining = map[*esme]struct{}{}
-	}
-	for _, e := range sessions {
-		st.draining[e] = struct{}{}
+	var sessions []*esme
+	for _, e := range st.sessions {
+		if _, already := st.draining[e]; already {
+			continue
+		}
+		sessions = append(sessions, e)
+		st.markDraining(e)
 		if e.tps != nil {
 			e.tps.SetLimit(0)
 			e.tps.SetBurst(0)
 		}
 	}
-	st.ndraining.Store(int32(len(st.draining)))
 	st.mu.Unlock()
-	timeout := r.cfg.DrainTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	timeout := r.drainTimeout()
 	for _, e := range sessions {
 		go r.drainAndUnbind(e, timeout)
 	}
 	return len(sessions)
+}
+
+// accountReplaced reports whether sessions bound as account a must go under the account's
+// configuration now, cur (nil: removed): a changed mode or pass-through upstream.
+func accountReplaced(a, cur *Account) bool {
+	return cur == nil || cur.Mode != a.Mode || (cur.Mode == PassThrough && cur.Upstream != a.Upstream)
+}
+
+// markDraining records e as being drained for an unbind; st.mu is held.
+func (st *accountState) markDraining(e *esme) {
+	if st.draining == nil {
+		st.draining = map[*esme]struct{}{}
+	}
+	st.draining[e] = struct{}{}
+	st.ndraining.Store(int32(len(st.draining)))
+}
+
+func (r *Relay) drainTimeout() time.Duration {
+	if r.cfg.DrainTimeout > 0 {
+		return r.cfg.DrainTimeout
+	}
+	return 30 * time.Second
 }
 
 // drainAndUnbind waits, up to timeout, until session e has nothing in flight and takes no
