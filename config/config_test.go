@@ -309,7 +309,7 @@ func TestParseOK(t *testing.T) {
 					LinkWait: Duration(5 * time.Second), DeliverTimeout: Duration(10 * time.Second), DrainTimeout: Duration(30 * time.Second), MaxInFlight: 50000,
 				},
 				OTP: OTP{
-					MaxInFlight: 1000, ConcatTimeout: Duration(5 * time.Second), MaskKeep: 4, AuditMaxSizeMB: 100, AuditMaxFiles: 10,
+					MaxInFlight: 1000, ConcatTimeout: Duration(5 * time.Second), ConcatFirstPartTimeout: Duration(time.Second), MaskKeep: 4, AuditMaxSizeMB: 100, AuditMaxFiles: 10,
 				},
 				Admin: Admin{Listen: "127.0.0.1:8080", Decisions: 1000},
 				Log:   Log{Level: "debug", Format: "json", PDUSample: 100},

@@ -176,9 +176,9 @@ type OTP struct {
 	// ConcatFirstPartTimeout: how long the first part of a concatenated message waits alone
 	// for a second one (once a second arrives, the parts wait up to ConcatTimeout). A sender
 	// that waits for each part's answer before sending the next pays it once per message:
-	// its later parts are decided on arrival, on the text of the parts so far. 0 (the
-	// default) means ConcatTimeout; at most ConcatTimeout. Maps to
-	// interceptor.ReassemblyConfig.FirstPartTimeout.
+	// its later parts are decided on arrival, on the text of the parts so far. Default 1s
+	// (an ESME with a window sends its parts within milliseconds), or ConcatTimeout if that
+	// is shorter; at most ConcatTimeout. Maps to interceptor.ReassemblyConfig.FirstPartTimeout.
 	ConcatFirstPartTimeout Duration `yaml:"concat_first_part_timeout"`
 	// AuditFile, if set, gets one JSON line per OTP decision. It rotates at AuditMaxSizeMB
 	// (default 100) and keeps AuditMaxFiles old files (default 10).
@@ -323,6 +323,9 @@ func applyOTPDefaults(c *Config, unset func(string, bool) bool) {
 	}
 	if unset("otp.concat_timeout", c.OTP.ConcatTimeout == 0) {
 		c.OTP.ConcatTimeout = Duration(5 * time.Second)
+	}
+	if unset("otp.concat_first_part_timeout", c.OTP.ConcatFirstPartTimeout == 0) {
+		c.OTP.ConcatFirstPartTimeout = min(Duration(time.Second), c.OTP.ConcatTimeout)
 	}
 	if unset("log.pdu_sample", c.Log.PDUSample == 0) {
 		c.Log.PDUSample = 100

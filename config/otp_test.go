@@ -124,8 +124,15 @@ otp: {concat_timeout: 5s, concat_first_part_timeout: 800ms}
 		}},
 		{"concat_first_part_timeout absent", `policies: [{name: otp}]
 `, "", func(t *testing.T, c *Config) {
-			if c.OTP.ConcatFirstPartTimeout != 0 {
-				t.Errorf("concat_first_part_timeout %s, want 0 (= concat_timeout)", c.OTP.ConcatFirstPartTimeout)
+			if c.OTP.ConcatFirstPartTimeout.D() != time.Second {
+				t.Errorf("concat_first_part_timeout %s, want the default 1s", c.OTP.ConcatFirstPartTimeout)
+			}
+		}},
+		{"concat_first_part_timeout absent, concat_timeout shorter than its default", `policies: [{name: otp}]
+otp: {concat_timeout: 400ms}
+`, "", func(t *testing.T, c *Config) {
+			if c.OTP.ConcatFirstPartTimeout.D() != 400*time.Millisecond {
+				t.Errorf("concat_first_part_timeout %s, want concat_timeout (400ms)", c.OTP.ConcatFirstPartTimeout)
 			}
 		}},
 		{"concat_first_part_timeout longer than concat_timeout", `policies: [{name: otp}]

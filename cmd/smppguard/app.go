@@ -59,7 +59,7 @@ func (a *app) buildOTPState(ctx context.Context, cfg *config.Config, prev *otpSt
 	}
 	icfg := interceptor.Config{
 		Policies: pols, RoutePolicies: routePols, Providers: ps.provs, MaxInFlight: cfg.OTP.MaxInFlight, MaskKeep: cfg.OTP.MaskKeep,
-		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D()}, Audit: a.auditSink(), Logger: a.log.Named("otp"),
+		Reassembly: interceptor.ReassemblyConfig{Timeout: cfg.OTP.ConcatTimeout.D(), FirstPartTimeout: cfg.OTP.ConcatFirstPartTimeout.D()}, Audit: a.auditSink(), Logger: a.log.Named("otp"),
 	}
 	if a.metrics != nil {
 		icfg.ObserveLookup = a.metrics.observeLookup

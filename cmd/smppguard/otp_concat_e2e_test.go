@@ -9,9 +9,10 @@ import (
 
 // A synchronous ESME (each part sent after the previous part's submit_sm_resp) sends a
 // concatenated OTP to a swapped SIM through the binary: the first part waits out the
-// reassembly hold (otp.concat_timeout, 2s here) and is relayed, the second is answered at
-// once (its text so far holds no code), and the third, which completes the wording and the
-// code, is rejected at once. Each part was once held the whole timeout and relayed alone.
+// first-part hold (otp.concat_first_part_timeout, default 1s; otp.concat_timeout is 2s
+// here) and is relayed, the second is answered at once (its text so far holds no code),
+// and the third, which completes the wording and the code, is rejected at once. Each part
+// was once held the whole timeout and relayed alone.
 func TestE2EOTPConcatSynchronousSender(t *testing.T) {
 	e := startOTPEnv(t, "")
 	bank := bindTRX(t, e.proc.addr, "bank", "bankpw")
@@ -24,6 +25,9 @@ func TestE2EOTPConcatSynchronousSender(t *testing.T) {
 		t.Logf("part %d: %s after %s", i+1, r.Status(), took.Round(time.Millisecond))
 		if r.Status() != want[i] {
 			t.Fatalf("part %d: %s, want %s", i+1, r.Status(), want[i])
+		}
+		if i == 0 && (took < 900*time.Millisecond || took >= 1900*time.Millisecond) {
+			t.Fatalf("part 1 answered after %s, want the first-part hold (1s), not concat_timeout (2s)", took)
 		}
 		if i > 0 && took >= time.Second {
 			t.Fatalf("part %d answered after %s: held again instead of decided on arrival", i+1, took)
