@@ -21,7 +21,7 @@ type origin struct {
 // corrKey is a message id as one upstream issued it. Two SMSCs may issue the same id (decimal
 // counters, or the hex/decimal fallback below turning one carrier's id into another's), so
 // an id means something only together with the upstream that issued it, and a receipt is
-// matched under the upstream it arrived from.
+// matched under the upstream it arrived from (and its siblings: Relay.receiptOrigin).
 type corrKey struct {
 	upstream string
 	id       string // canonical
@@ -169,6 +169,26 @@ func (c *correlator) lookupFrom(upstream, id string) (origin, bool) {
 	if n, ok := parseHex(k.id); ok { // a hex receipt id for a decimal message_id
 		if o, ok := c.get(corrKey{upstream: upstream, id: strconv.FormatUint(n, 10)}); ok {
 			return o, true
+		}
+	}
+	return origin{}, false
+}
+
+// receiptOrigin finds the submit a receipt from upstream name refers to: among the ids that
+// upstream issued, then among those of the other pooled upstreams that bind with the same
+// system_id. One SMSC account delivers a receipt on any of its receiver binds, whichever bind
+// took the submit: two upstream entries for one SMSC (the sandbox's carrier and voicegw), or
+// one per address of an SMSC cluster, share their ids. Upstreams with another system_id are
+// another SMSC account, whose ids may collide with these: never consulted.
+func (r *Relay) receiptOrigin(name, systemID, id string) (origin, bool) {
+	if o, ok := r.corr.lookupFrom(name, id); ok {
+		return o, true
+	}
+	for _, u := range r.snap.Load().upstreams {
+		if u.Name != name && u.link != nil && u.Bind.SystemID == systemID {
+			if o, ok := r.corr.lookupFrom(u.Name, id); ok {
+				return o, true
+			}
 		}
 	}
 	return origin{}, false

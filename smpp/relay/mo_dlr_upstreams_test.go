@@ -135,3 +135,28 @@ func TestCorrelatorPerUpstream(t *testing.T) {
 		t.Errorf("lookup(00ff) = %q %v", got.account, ok)
 	}
 }
+
+// Two upstream entries for one SMSC account (same system_id, as the sandbox's carrier and
+// voicegw): the SMSC delivers receipts on any of its receiver binds, so a receipt for a
+// message submitted over one upstream may arrive on the other. It is still matched, at once.
+func TestReceiptsAcrossUpstreamsOfOneSMSCAccount(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
+		c.Upstreams = append(c.Upstreams, Upstream{Name: "carrier2", Addr: c.Upstreams[0].Addr, Session: c.Upstreams[0].Session,
+			Bind: c.Upstreams[0].Bind, Binds: 1, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond})
+		c.Routes["r2"] = "carrier2"
+	})
+	waitLink(t, e.relay, "carrier2", 1)
+	bank := mustBind(t, e.addr, smpp.BindTransceiver, "bank", "pw")
+	// The fake SMSC hands receipts to its three receiver binds round robin: a third of them
+	// arrive on carrier2, whose link took none of the submits.
+	const n = 9
+	for i := range n {
+		if r := request(t, bank, submitFrame(t, smOpt{regDel: 1, text: []byte{'a' + byte(i)}})); r.Status() != smpp.StatusOK {
+			t.Fatalf("submit: %s", r.Status())
+		}
+	}
+	bank.waitDelivered(t, n)
+	if s := e.relay.Stats(); s.ReceiptsMatched != n || s.ReceiptsUnknown != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -218,6 +218,7 @@ type heldReceipt struct {
 	id    string
 	until time.Time
 	upN   string
+	upSys string // the system_id the upstream binds with (see receiptOrigin)
 }
 
 // New validates cfg and builds a relay.
@@ -658,14 +659,14 @@ func (h *linkHandler) ServePDU(up *smpp.Session, p *smpp.PDU) {
 	tlv, hasTLV := p.TLV(smpp.TagReceiptedMessageID)
 	if esm&0x3C != 0 || hasTLV {
 		id := receiptID(tlv, p.ShortMessage())
-		if o, ok := r.corr.lookupFrom(h.u.Name, id); ok {
+		if o, ok := r.receiptOrigin(h.u.Name, h.u.Bind.SystemID, id); ok {
 			r.st.rMatched.Add(1)
 			r.deliver(o.account, up, p)
 			return
 		}
 		r.st.rHeld.Add(1)
 		r.heldMu.Lock()
-		r.held = append(r.held, heldReceipt{up: up, p: p, id: id, until: time.Now().Add(r.cfg.DLRMatchWait), upN: h.u.Name})
+		r.held = append(r.held, heldReceipt{up: up, p: p, id: id, until: time.Now().Add(r.cfg.DLRMatchWait), upN: h.u.Name, upSys: h.u.Bind.SystemID})
 		r.heldMu.Unlock()
 		r.heldN.Add(1)
 		return
@@ -827,7 +828,7 @@ func (r *Relay) matchLoop() {
 		r.heldMu.Unlock()
 		var keep []heldReceipt
 		for _, h := range held {
-			if o, ok := r.corr.lookupFrom(h.upN, h.id); ok {
+			if o, ok := r.receiptOrigin(h.upN, h.upSys, h.id); ok {
 				r.st.rMatched.Add(1)
 				r.heldN.Add(-1)
 				r.deliver(o.account, h.up, h.p)
