@@ -43,9 +43,27 @@ func dur(d time.Duration) *fakecarrier.Duration {
 
 func startOTPEnv(t *testing.T, extraPolicies string) *otpEnv {
 	t.Helper()
+	return startOTPEnvWith(t, otpEnvOptions{policies: extraPolicies})
+}
+
+// otpEnvOptions extend the OTP environment's configuration. The YAML fragments are
+// appended to their lists (accounts, providers, policies: list items indented two spaces)
+// or to the otp: section (keys indented two spaces); {{api}} and {{token}} in them become
+// the fake carrier's API root and token URL.
+type otpEnvOptions struct {
+	accounts, providers, policies, otp string
+	// scenario adjusts the fake carrier's scenario before it starts.
+	scenario func(*fakecarrier.Scenario)
+}
+
+func startOTPEnvWith(t *testing.T, o otpEnvOptions) *otpEnv {
+	t.Helper()
 	e := &otpEnv{smsc: startSMSC(t, fakesmsc.Config{DLRDelay: 20 * time.Millisecond}), voice: startSMSC(t, fakesmsc.Config{Seed: 7})}
 	sc := fakecarrier.DefaultScenario()
 	sc.Numbers["+"+numSlow] = fakecarrier.Number{Latency: fakecarrier.Duration(1500 * time.Millisecond)}
+	if o.scenario != nil {
+		o.scenario(&sc)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	var err error
@@ -74,6 +92,7 @@ accounts:
   - {system_id: shadow, password: pw, route: default, policy: shadow}
   - {system_id: plain, password: pw, route: default, prefix_routes: [{prefix: "447700900009", route: guarded}]}
   - {system_id: packer, password: pw, route: default, policy: packed}
+%s
 providers:
   - name: op
     type: camara
@@ -88,6 +107,7 @@ providers:
       client_secret: sandbox-secret
       scopes: [sim-swap:check, call-forwarding-signal:unconditional-call-forwardings:read]
       purpose: dpv:FraudPreventionAndDetection
+%s
 policies:
   - name: open
     deadline: 700ms
@@ -115,11 +135,13 @@ policies:
 otp:
   audit_file: %s
   concat_timeout: 2s
+%s
 admin:
   listen: 127.0.0.1:0
 log:
   level: warn
-`, e.smsc.Addr(), e.voice.Addr(), e.carrier.URL(), e.carrier.TokenURL(), extraPolicies, e.audit)
+`, e.smsc.Addr(), e.voice.Addr(), o.accounts, e.carrier.URL(), e.carrier.TokenURL(), o.providers, o.policies, e.audit, o.otp)
+	cfg = strings.NewReplacer("{{api}}", e.carrier.URL(), "{{token}}", e.carrier.TokenURL()).Replace(cfg)
 	path := filepath.Join(dir, "smppguard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -193,7 +215,10 @@ type sm struct {
 	esm  byte
 	text []byte
 	tlvs []smpp.TLV
+	rd   *byte // registered_delivery; nil = 1 (a receipt requested)
 }
+
+func regDelivery(v byte) *byte { return &v }
 
 func (c *esme) submit(t *testing.T, m sm) *smpp.PDU {
 	t.Helper()
@@ -205,8 +230,12 @@ func (c *esme) submit(t *testing.T, m sm) *smpp.PDU {
 }
 
 func (c *esme) submitErr(m sm) (*smpp.PDU, error) {
+	rd := byte(1)
+	if m.rd != nil {
+		rd = *m.rd
+	}
 	b := smpp.NewBuilder(smpp.SubmitSM, 0, 0).CString("").Int(5).Int(0).CString("BANK").Int(1).Int(1).CString(m.dest).
-		Int(m.esm).Int(0).Int(0).CString("").CString("").Int(1).Int(0).Int(m.dc).Int(0).ShortMessage(m.text)
+		Int(m.esm).Int(0).Int(0).CString("").CString("").Int(rd).Int(0).Int(m.dc).Int(0).ShortMessage(m.text)
 	for _, tlv := range m.tlvs {
 		b.TLV(tlv.Tag, tlv.Value)
 	}
@@ -238,10 +267,14 @@ func (e *otpEnv) auditRecords(t *testing.T) []map[string]any {
 	return out
 }
 
-func submitsTo(s *fakesmsc.Server, dest string) int {
+func submitsTo(s *fakesmsc.Server, dest string) int { return recordsTo(s, "submit_sm", dest) }
+
+// recordsTo counts the PDUs of a command (as fakesmsc records name it) the SMSC received
+// that carry dest.
+func recordsTo(s *fakesmsc.Server, command, dest string) int {
 	n := 0
 	for _, r := range s.Records() {
-		if r.Command == "submit_sm" && strings.Contains(string(r.Bytes), dest) {
+		if r.Command == command && strings.Contains(string(r.Bytes), dest) {
 			n++
 		}
 	}
