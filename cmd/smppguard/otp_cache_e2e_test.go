@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smppguard/smppguard/smpp"
+	"github.com/smppguard/smppguard/testharness/fakecarrier"
+)
+
+// Two OTPs to one number, one after the other: the second is decided from the cache, so the
+// carrier sees one call per signal (sim swap, call forwarding) whatever the answer (clean,
+// swapped, diverted, unknown number), and both OTPs get the same decision. A failed look-up
+// is remembered only error_ttl (1 ms here): each OTP asks again. The audit marks the second
+// decision's signals as cached, naming the x-correlator of the call that answered.
+func TestE2EOTPCacheHit(t *testing.T) {
+	e := startOTPEnv(t, "")
+	bank := bindTRX(t, e.proc.addr, "bank", "bankpw")
+	for _, c := range []struct {
+		name, num string
+		n         fakecarrier.Number
+		want      smpp.Status
+		perSignal int // carrier calls per signal for the two OTPs
+	}{
+		{"clean", "447700901701", fakecarrier.Number{}, smpp.StatusOK, 1},
+		{"swapped", "447700901702", fakecarrier.Number{SimChangedAgo: dur(time.Hour)}, smpp.StatusSubmitFail, 1},
+		{"diverted", "447700901703", fakecarrier.Number{Forwardings: []string{fakecarrier.ForwardUnconditional}}, smpp.StatusOK, 1},
+		{"unknown number", "447700901704", fakecarrier.Number{Unknown: true}, smpp.StatusOK, 1},
+		{"error: not cached", "447700901705", fakecarrier.Number{Error: &fakecarrier.InjectedError{Status: 500}}, smpp.StatusOK, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.carrier.SetNumber("+"+c.num, c.n)
+			for i := range 2 {
+				if i == 1 && c.perSignal == 2 {
+					time.Sleep(20 * time.Millisecond) // outlast error_ttl (1ms): not a synchronisation
+				}
+				if r := bank.submit(t, sm{dest: c.num, text: []byte(otpText)}); r.Status() != c.want {
+					t.Fatalf("OTP %d: %s, want %s", i+1, r.Status(), c.want)
+				}
+			}
+			per := map[string]int{}
+			for _, call := range callsFor(e.carrier, c.num) {
+				per[strings.SplitN(call.Endpoint, "/", 2)[0]]++
+			}
+			if per["sim-swap"] != c.perSignal || per["call-forwarding-signal"] != c.perSignal || len(per) != 2 {
+				t.Fatalf("carrier calls per API %v, want %d each for sim-swap and call-forwarding-signal", per, c.perSignal)
+			}
+		})
+	}
+	// The clean number's second decision came from the cache.
+	recs := e.waitAudit(t, "two audit records for the clean number", func(recs []map[string]any) bool {
+		n := 0
+		for _, r := range recs {
+			if strings.HasSuffix(fmt.Sprint(r["destination"]), "1701") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	var clean []map[string]any
+	for _, r := range recs {
+		if strings.HasSuffix(fmt.Sprint(r["destination"]), "1701") {
+			clean = append(clean, r)
+		}
+	}
+	for i, r := range clean {
+		for _, s := range r["signals"].([]any) {
+			sig := s.(map[string]any)
+			if cached := sig["cached"] == true; cached != (i == 1) {
+				t.Errorf("OTP %d signal %v: cached %v", i+1, sig["signal"], sig["cached"])
+			}
+			if i == 1 && sig["correlation_id"] != clean[0]["correlation_id"] {
+				t.Errorf("cached signal %v names x-correlator %v, want the first OTP's %v", sig["signal"], sig["correlation_id"], clean[0]["correlation_id"])
+			}
+		}
+	}
+}
