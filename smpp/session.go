@@ -139,8 +139,9 @@ type pending struct {
 }
 
 // ErrQueueFull is returned by TryWriteResponse and TrySend when the session's send queue is
-// full. The queue holds Window + PeerWindow + 16 frames, so in a flow within both windows it
-// fills only when the peer stopped reading: the session has been closed. It wraps ErrClosed.
+// full and either its spill is full too or the writer has not written a frame for a second:
+// the peer stopped reading (a writer merely short of CPU under a burst drains them), and the
+// session has been closed. It wraps ErrClosed.
 var ErrQueueFull = fmt.Errorf("%w: send queue full (the peer is not reading)", ErrClosed)
 
 // Counters are a session's traffic counts.
@@ -178,7 +179,19 @@ type Session struct {
 	clock atomic.Int64
 	recvd atomic.Bool // a PDU arrived since the last tick; the tick moves lastRecv
 
-	out     chan []byte // nil entry: flush and close
+	out chan []byte // nil entry: flush and close; empty entry: look at the spill
+	// spill holds frames a write that must not wait (tryWrite) found no room for in out: a
+	// burst the writer has not caught up with yet (e.g. an SMSC sending receipts faster than
+	// this process gets CPU). The writer drains it whenever out is empty. Bounded by
+	// spillMax; past that the peer is taken as not reading and the session closed.
+	spillMu sync.Mutex
+	spill   [][]byte
+	spillN  atomic.Int32 // len(spill), read by the writer without the lock
+	// spillTx and spillAt: the writer's frame count when a write last found out full, and
+	// when it first had that count. A writer that has not written one frame for stallAfter
+	// while out stays full is stuck on a peer that does not read.
+	spillTx uint64
+	spillAt time.Time
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -357,8 +370,65 @@ func (s *Session) tryWrite(b []byte) error {
 		return nil
 	default:
 	}
-	s.overflow()
-	return ErrQueueFull
+	s.spillMu.Lock()
+	now := time.Now()
+	if tx := s.txPDUs.Load(); tx != s.spillTx || s.spillAt.IsZero() {
+		s.spillTx, s.spillAt = tx, now // the writer moved since the last look: not stuck
+	}
+	if len(s.spill) >= s.spillMax() || now.Sub(s.spillAt) > s.stallAfter() {
+		s.spillMu.Unlock()
+		s.overflow()
+		return ErrQueueFull
+	}
+	s.spill = append(s.spill, b)
+	s.spillN.Store(int32(len(s.spill)))
+	s.spillMu.Unlock()
+	// Wake the writer if it is idle. If out is full it is not: it looks at the spill once
+	// it has emptied out.
+	select {
+	case s.out <- []byte{}:
+	default:
+	}
+	return nil
+}
+
+// spillMax bounds the spill: four send queues' worth of frames.
+func (s *Session) spillMax() int { return 4 * cap(s.out) }
+
+// stallAfter is how long a writer may go without writing a frame, its queue full, before a
+// write that must not wait takes the peer as not reading: a second, or WriteTimeout if
+// shorter. (Without such writes, WriteTimeout closes the session anyway.)
+func (s *Session) stallAfter() time.Duration { return min(time.Second, s.cfg.WriteTimeout) }
+
+// takeSpill returns the spilled frames in the order they came and empties the spill.
+func (s *Session) takeSpill() [][]byte {
+	s.spillMu.Lock()
+	sp := s.spill
+	s.spill = nil
+	s.spillN.Store(0)
+	s.spillMu.Unlock()
+	return sp
+}
+
+// writeFrames writes frames to bw (no flush), counting and tracing each.
+func (s *Session) writeFrames(bw *bufio.Writer, frames ...[]byte) bool {
+	for _, b := range frames {
+		if len(b) == 0 {
+			continue // a wake-up for the spill
+		}
+		if _, err := bw.Write(b); err != nil {
+			s.closeWith(fmt.Errorf("smpp: write: %w", err))
+			return false
+		}
+		s.txPDUs.Add(1)
+		if s.cfg.Trace != nil {
+			s.cfg.Trace(s, false, b)
+		}
+		if s.cfg.Counts != nil {
+			s.cfg.Counts.add(false, b)
+		}
+	}
+	return true
 }
 
 // overflow closes a session whose queue was found full by a write that must not wait.
@@ -847,10 +917,13 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// writeBatch writes b and whatever else is queued, then flushes once.
+// writeBatch writes b and whatever else is queued (the spill too), then flushes once.
 func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
 	for {
-		if b == nil { // flush and close
+		if b == nil { // flush and close, after what was spilled
+			if !s.writeFrames(bw, s.takeSpill()...) {
+				return false
+			}
 			if err := bw.Flush(); err != nil {
 				s.closeWith(err)
 				return false
@@ -858,21 +931,23 @@ func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
 			s.closeWith(io.EOF)
 			return false
 		}
-		if _, err := bw.Write(b); err != nil {
-			s.closeWith(fmt.Errorf("smpp: write: %w", err))
+		if !s.writeFrames(bw, b) {
 			return false
-		}
-		s.txPDUs.Add(1)
-		if s.cfg.Trace != nil {
-			s.cfg.Trace(s, false, b)
-		}
-		if s.cfg.Counts != nil {
-			s.cfg.Counts.add(false, b)
 		}
 		select {
 		case b = <-s.out:
 			continue
 		default:
+		}
+		if s.spillN.Load() > 0 {
+			if !s.writeFrames(bw, s.takeSpill()...) {
+				return false
+			}
+			select {
+			case b = <-s.out:
+				continue
+			default:
+			}
 		}
 		if err := bw.Flush(); err != nil {
 			s.closeWith(fmt.Errorf("smpp: write: %w", err))

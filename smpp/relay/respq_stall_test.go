@@ -301,8 +301,9 @@ func waitClosed(t *testing.T, s *smpp.Session, what string) {
 
 // An ESME that stops reading and floods enquire_link fills its own send queue. A
 // submit_sm_resp relayed to it by the upstream reader — shared by every pooled account —
-// must not wait for room: the stalled ESME is closed, and another account's traffic on the
-// same upstream bind goes on.
+// must not wait for room: it goes to the session's bounded spill, and another account's
+// traffic on the same upstream bind goes on. The next relayed write after a second without
+// progress closes the stalled session (its write timeout would, later, anyway).
 func TestStalledESMEDoesNotBlockUpstreamResponses(t *testing.T) {
 	smsc, r, addr, _ := stallEnv(t)
 	b := mustBind(t, addr, smpp.BindTransceiver, "b", "pw")
@@ -325,6 +326,13 @@ func TestStalledESMEDoesNotBlockUpstreamResponses(t *testing.T) {
 	// The SMSC answers a's submits first, then b's on the same bind.
 	smsc.release()
 	roundTrips(t, b, 5)
+	// a's responses left its window when they were spilled.
+	if _, peers := sa.InFlight(); peers != 0 {
+		t.Fatalf("the stalled session counts %d requests in flight after their responses", peers)
+	}
+	// A further relayed write to a, more than a second later, finds its writer stuck.
+	time.Sleep(1100 * time.Millisecond)
+	sa.TryWriteResponse(smpp.HeaderOnly(smpp.SubmitSMResp, smpp.StatusOK, 999))
 	waitClosed(t, sa, "the stalled ESME session")
 	if !errors.Is(sa.Err(), smpp.ErrQueueFull) {
 		t.Fatalf("stalled session closed with %v, want ErrQueueFull", sa.Err())
@@ -341,8 +349,9 @@ func TestStalledESMEDoesNotBlockUpstreamResponses(t *testing.T) {
 }
 
 // The same for a deliver_sm (an MO here) relayed to a non-reading ESME by the upstream
-// reader: TrySend does not wait for queue room either. The stalled receiver is closed, the
-// MO is queued for the account (the SMSC is answered ESME_ROK) and b's traffic goes on.
+// reader: TrySend does not wait for queue room either (the MO goes to the session's spill)
+// and b's traffic goes on. When the stalled receiver goes away, the SMSC is answered
+// ESME_RX_T_APPN once: it keeps the MO and retries.
 func TestStalledESMEDoesNotBlockUpstreamDeliver(t *testing.T) {
 	smsc, r, addr, _ := stallEnv(t)
 	b := mustBind(t, addr, smpp.BindTransceiver, "b", "pw")
@@ -360,20 +369,20 @@ func TestStalledESMEDoesNotBlockUpstreamDeliver(t *testing.T) {
 	smsc.mu.Unlock()
 	smsc.write(up, mo)
 	roundTrips(t, b, 5)
+	c.Close()
+	waitClosed(t, sa, "the stalled ESME session")
 	select {
 	case p := <-smsc.resps:
-		if p.Seq() != 4242 || p.Status() != smpp.StatusOK {
-			t.Fatalf("MO answered %s seq %d, want ESME_ROK (queued)", p.Status(), p.Seq())
+		if p.Seq() != 4242 || p.Status() != smpp.StatusXTAppn {
+			t.Fatalf("MO answered %s seq %d, want ESME_RX_T_APPN (the SMSC retries)", p.Status(), p.Seq())
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the SMSC got no deliver_sm_resp")
 	}
-	waitClosed(t, sa, "the stalled ESME session")
-	if !errors.Is(sa.Err(), smpp.ErrQueueFull) {
-		t.Fatalf("stalled session closed with %v, want ErrQueueFull", sa.Err())
-	}
-	if n := r.QueueLen("a"); n != 1 {
-		t.Fatalf("account a's queue holds %d, want the MO", n)
+	select {
+	case p := <-smsc.resps:
+		t.Fatalf("a second answer to the MO: %s seq %d", p.Status(), p.Seq())
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 
