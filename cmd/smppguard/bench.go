@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/smppguard/smppguard/testharness/loadgen"
+	"github.com/smppguard/smppguard/testharness/tcprelay"
 )
 
 // benchResult is one scenario's outcome.
@@ -197,6 +198,15 @@ log:
 		return err
 	}
 	defer proxy.stop()
+	relayAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	tcpr, err := startChild(ctx, exe, relayAddr, "tcp-relay", "-listen", relayAddr, "-to", smscAddr)
+	if err != nil {
+		return err
+	}
+	defer tcpr.stop()
 
 	type scenario struct {
 		name, addr, user, pw string
@@ -212,6 +222,11 @@ log:
 	}
 	pooled := func(name string, b, w, cnt int, dlr bool) scenario {
 		return scenario{name: name, addr: proxyAddr, user: "bank", pw: "bankpw", binds: b, window: w, n: cnt, dlr: dlr}
+	}
+	// The direct load through a relay that copies bytes and parses nothing: the ceiling of
+	// any proxy that adds a process and two sockets on this machine.
+	relayed := func(name string, b, w, cnt int, dlr bool) scenario {
+		return scenario{name: name, addr: relayAddr, user: "direct", pw: "direct", binds: b, window: w, n: cnt, dlr: dlr}
 	}
 	pass := func(name string, b, w, cnt int, dlr bool) scenario {
 		return scenario{name: name, addr: proxyAddr, user: "pt", pw: "ptpw", binds: b, window: w, n: cnt, dlr: dlr}
@@ -231,12 +246,14 @@ log:
 	baseline.mix = "otp-cached=1"
 	scenarios := []scenario{
 		direct("direct", *binds, *window, *n, false),
+		relayed("tcp relay", *binds, *window, *n, false),
 		pooled("pooled", *binds, *window, *n, false),
 		pass("passthrough", *binds, *window, *n, false),
 		direct("direct+dlr", *binds, *window, *dlrN, true),
 		pooled("pooled+dlr", *binds, *window, *dlrN, true),
 		pass("passthrough+dlr", *binds, *window, *dlrN, true),
 		direct("direct w1", 1, 1, *latN, false),
+		relayed("tcp relay w1", 1, 1, *latN, false),
 		pooled("pooled w1", 1, 1, *latN, false),
 		pass("passthrough w1", 1, 1, *latN, false),
 		baseline,
@@ -404,4 +421,25 @@ func startChild(ctx context.Context, exe, addr string, args ...string) (*child, 
 	}
 	c.stop()
 	return nil, fmt.Errorf("%s did not listen on %s within 30 s", args[0], addr)
+}
+
+// tcpRelay runs testharness/tcprelay: bytes copied both ways, nothing parsed. bench runs
+// the direct load through it to show what one more process and two more sockets cost
+// before any SMPP work.
+func tcpRelay(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("tcp-relay", stderr)
+	listen := fs.String("listen", "127.0.0.1:2777", "address to accept on")
+	to := fs.String("to", "", "address to relay every connection to (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *to == "" {
+		return fmt.Errorf("-to is required")
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	r := &tcprelay.Relay{To: *to}
+	return r.Serve(ctx, ln)
 }

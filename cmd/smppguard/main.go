@@ -9,6 +9,7 @@
 //	smppguard send [flags]              bind, submit one message, print the response and receipt
 //	smppguard load [flags]              run the load generator against an SMPP port
 //	smppguard bench [flags]             direct vs proxied throughput and latency, side by side
+//	smppguard tcp-relay -listen A -to B a byte-copying TCP relay, the bench's yardstick
 //	smppguard version                   print build information
 package main
 
@@ -54,6 +55,8 @@ commands:
   load           run the load generator (smppguard load -h for flags)
   bench          run the same load direct to a fake SMSC and through smppguard,
                  each in its own process, and print the ratios
+  tcp-relay      a byte-copying TCP relay (no SMPP): the bench's yardstick for the
+                 cost of any proxy on the path
   version        print build information
 
 Run 'smppguard <command> -h' for a command's flags.
@@ -83,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = send(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
+	case "tcp-relay":
+		err = tcpRelay(ctx, args[1:], stderr)
 	case "version", "-version", "--version":
 		version(stdout)
 		return 0
