@@ -863,6 +863,9 @@ type esme struct {
 	binding bool
 	up      *smpp.Session // pass-through pair
 	tps     *rate.Limiter // per-session submit limit, nil: none
+	// tpsOn: tps limits (false when unlimited, so the hot path reads no clock for it).
+	// Set before a new limit is put in force.
+	tpsOn atomic.Bool
 }
 
 func (r *Relay) newESME(s *smpp.Session) smpp.Handler {
@@ -1106,6 +1109,7 @@ func (e *esme) bound(a *Account, st *accountState, up *smpp.Session) {
 	e.acct = a
 	e.up = up
 	e.tps = lim
+	e.tpsOn.Store(tps > 0 || stale)
 	e.mu.Unlock()
 	st.binding--
 	st.sessions = append(st.sessions, e)
@@ -1149,7 +1153,7 @@ func (e *esme) closed() {
 }
 
 func (e *esme) submit(p *smpp.PDU) {
-	if e.tps != nil && !e.tps.Allow() {
+	if e.tpsOn.Load() && !e.tps.Allow() {
 		e.s.Respond(p, smpp.StatusThrottled, "")
 		return
 	}

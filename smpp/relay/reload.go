@@ -187,6 +187,7 @@ func (r *Relay) unbindAccount(id string) int {
 		sessions = append(sessions, e)
 		st.markDraining(e)
 		if e.tps != nil {
+			e.tpsOn.Store(true)
 			e.tps.SetLimit(0)
 			e.tps.SetBurst(0)
 		}
@@ -307,8 +308,12 @@ func (r *Relay) applyTPS(id string, tps float64) {
 			continue // stays closed until its unbind
 		}
 		if e.tps != nil {
+			if tps > 0 {
+				e.tpsOn.Store(true) // before the limit: no submit slips past it
+			}
 			e.tps.SetLimit(lim)
 			e.tps.SetBurst(burst)
+			e.tpsOn.Store(tps > 0)
 		}
 	}
 }
