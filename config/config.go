@@ -261,7 +261,9 @@ type Relay struct {
 	// SMSC gets ESME_RX_T_APPN. Default 10s; > 0.
 	DeliverTimeout Duration `yaml:"deliver_timeout"`
 	// DrainTimeout: on SIGTERM, how long requests and deliveries in flight may take to
-	// complete before smppguard unbinds everyone and exits. Default 30s.
+	// complete before smppguard unbinds everyone and exits; on a reload that removes or
+	// changes an account, how long its sessions may take to finish theirs before they are
+	// unbound. Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// StorePath keeps receipts and MOs for offline receivers, and receipt correlations, in
 	// this file (bbolt), so a restart loses nothing that was acknowledged to the SMSC.

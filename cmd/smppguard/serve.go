@@ -392,6 +392,7 @@ func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Log
 		CorrelationTTL: cfg.Relay.DLRCorrelationTTL.D(),
 		CorrelationMax: cfg.Relay.DLRCorrelationMax,
 		LinkWait:       cfg.Relay.LinkWait.D(),
+		DrainTimeout:   cfg.Relay.DrainTimeout.D(), // a reload drains a removed account's sessions this long at most
 		Lockout: relay.Lockout{Failures: cfg.Listen.Lockout.Failures, Window: cfg.Listen.Lockout.Window.D(),
 			Duration: cfg.Listen.Lockout.Duration.D()},
 		BindRate: relay.BindRate{PerSecond: cfg.Listen.BindRate.PerSecond, Burst: cfg.Listen.BindRate.Burst},
