@@ -28,6 +28,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	accepted uint32 // sessions started, numbering them for Link affinity (under mu)
 	ln       net.Listener
 	wg       sync.WaitGroup
 	closed   bool
@@ -115,6 +116,8 @@ func (srv *Server) start(c net.Conn, log *zap.Logger) {
 	var h lateHandler
 	s := NewSession(c, SideSMSC, &h, cfg)
 	srv.mu.Lock()
+	srv.accepted++
+	s.affinity = srv.accepted
 	// A peer that hangs up at once can close the session, and run OnClose's delete, before
 	// this line: registering it then would leave a ghost counting against MaxConns for ever.
 	// OnClose runs only after closing is closed, so checking it under mu is race-free.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,6 +208,10 @@ type Session struct {
 	peerUnbound     atomic.Bool // the peer sent unbind
 
 	rxPDUs, txPDUs, rxReq, throttled, unmatched, timeouts, protoErrs, overflows atomic.Uint64
+
+	// affinity spreads sessions over a Link's binds (see pickRun): the server numbers the
+	// sessions it accepts.
+	affinity uint32
 
 	// Data is free for the owner of the session (the relay keeps its per-session state here).
 	Data atomic.Pointer[any]
@@ -875,6 +880,9 @@ func (s *Session) deadline(d time.Duration) int64 {
 	return s.clock.Load() + int64(d) + int64(s.tick())
 }
 
+// yieldBatch is the batch size from which the writer yields once before it flushes.
+const yieldBatch = 4
+
 func (s *Session) tick() time.Duration {
 	t := s.cfg.ResponseTimeout / 4
 	if t > time.Second {
@@ -919,6 +927,7 @@ func (s *Session) writeLoop() {
 
 // writeBatch writes b and whatever else is queued (the spill too), then flushes once.
 func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
+	n, yielded := 0, false
 	for {
 		if b == nil { // flush and close, after what was spilled
 			if !s.writeFrames(bw, s.takeSpill()...) {
@@ -934,6 +943,7 @@ func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
 		if !s.writeFrames(bw, b) {
 			return false
 		}
+		n++
 		select {
 		case b = <-s.out:
 			continue
@@ -943,6 +953,18 @@ func (s *Session) writeBatch(bw *bufio.Writer, b []byte) bool {
 			if !s.writeFrames(bw, s.takeSpill()...) {
 				return false
 			}
+			select {
+			case b = <-s.out:
+				continue
+			default:
+			}
+		}
+		if n >= yieldBatch && !yielded {
+			// Under load (a batch this big), let the producers run once before the
+			// flush: the batch grows instead of the writer racing them frame by frame.
+			// A lone frame (window 1) is flushed at once.
+			yielded = true
+			runtime.Gosched()
 			select {
 			case b = <-s.out:
 				continue

@@ -528,3 +528,54 @@ func TestDeliverRightAfterBindResp(t *testing.T) {
 		t.Fatalf("session %q in %s", s.SystemID(), s.State())
 	}
 }
+
+// A link spreads requests over all its binds: runs of pickRun requests go over one bind
+// (bigger write batches), and over any stretch of binds × pickRun each bind gets its share.
+func TestLinkSpreadsOverBinds(t *testing.T) {
+	var mu sync.Mutex
+	per := map[*Session]int{}
+	addr, _ := runServer(t, Config{}, func(s *Session, p *PDU) {
+		if p.ID().IsBind() {
+			s.AcceptBind(p, StatusOK, "x")
+			return
+		}
+		mu.Lock()
+		per[s]++
+		mu.Unlock()
+		s.Respond(p, StatusOK, "id")
+	})
+	const binds = 4
+	l := NewLink(LinkConfig{Name: "spread", Addr: addr, Bind: BindParams{SystemID: "p"}, Binds: binds, Session: Config{Window: 1000}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l.Start(ctx)
+	defer l.Close(ctx)
+	for len(l.Sessions()) < binds {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d binds up", len(l.Sessions()), binds)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	const n = binds * pickRun * 2
+	ch := make(chanHandler, n)
+	for range n {
+		if err := l.Send(ctx, mustPDU(t, submitSM(t, 0, "x")), ch, Ref{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		if r := <-ch; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(per) != binds {
+		t.Fatalf("requests went over %d binds, want %d: %v", len(per), binds, per)
+	}
+	for _, c := range per {
+		if c != n/binds {
+			t.Fatalf("requests per bind %v, want %d each", per, n/binds)
+		}
+	}
+}
