@@ -160,6 +160,9 @@ type Config struct {
 	// being queued back to the ESME, for every relayed request (metrics).
 	ObserveLatency func(id smpp.CommandID, d time.Duration)
 	Logger         *zap.Logger
+
+	// bcryptCompare replaces bcrypt.CompareHashAndPassword (tests count the compares).
+	bcryptCompare func(hash, password []byte) error
 }
 
 // Stats are the relay's counters.
@@ -169,6 +172,9 @@ type Stats struct {
 	ReceiptsUnknown, MOsRouted       uint64
 	MOsUnknown, Queued, QueueFull    uint64
 	QueueDelivered, UpstreamFailures uint64
+
+	// RefusedBy splits BindsRefused by reason (index: RefusalReason).
+	RefusedBy [NumRefusalReasons]uint64
 }
 
 // Relay is the proxy core. Create it with New, start it with Start, serve ESMEs with Server.
@@ -191,6 +197,7 @@ type Relay struct {
 	draining atomic.Bool
 	lock     *lockout
 	bindRate *bindRateLimiter
+	auth     *auth
 
 	heldMu sync.Mutex
 	held   []heldReceipt
@@ -203,6 +210,8 @@ type Relay struct {
 
 	st struct {
 		bindsOK, bindsRefused, rMatched, rHeld, rUnknown, moRouted, moUnknown, queued, queueFull, queueDelivered, upFail atomic.Uint64
+
+		refused [NumRefusalReasons]atomic.Uint64 // binds refused by reason
 	}
 }
 
@@ -250,6 +259,8 @@ func New(cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.auth = newAuth(cfg.bcryptCompare)
+	r.auth.dummyFor(snap) // the dummy bcrypt hash is made now, not on the first unknown bind
 	r.register(fresh)
 	r.snap.Store(snap)
 	r.store = cfg.Store
@@ -404,8 +415,12 @@ func (r *Relay) Links() map[string]*smpp.Link {
 
 // Stats returns the relay's counters.
 func (r *Relay) Stats() Stats {
+	var by [NumRefusalReasons]uint64
+	for i := range by {
+		by[i] = r.st.refused[i].Load()
+	}
 	return Stats{
-		BindsOK: r.st.bindsOK.Load(), BindsRefused: r.st.bindsRefused.Load(),
+		RefusedBy: by, BindsOK: r.st.bindsOK.Load(), BindsRefused: r.st.bindsRefused.Load(),
 		ReceiptsMatched: r.st.rMatched.Load(), ReceiptsHeld: r.st.rHeld.Load(), ReceiptsUnknown: r.st.rUnknown.Load(),
 		MOsRouted: r.st.moRouted.Load(), MOsUnknown: r.st.moUnknown.Load(), Queued: r.st.queued.Load(),
 		QueueFull: r.st.queueFull.Load(), QueueDelivered: r.st.queueDelivered.Load(), UpstreamFailures: r.st.upFail.Load(),
@@ -883,7 +898,7 @@ func (r *Relay) newESME(s *smpp.Session) smpp.Handler {
 func (e *esme) ServePDU(s *smpp.Session, p *smpp.PDU) {
 	if e.r.draining.Load() {
 		if p.ID().IsBind() {
-			e.refuseBind(p, smpp.StatusBindFail, "shutting down")
+			e.refuseBind(p, smpp.StatusBindFail, RefusedShuttingDown, "shutting down")
 		} else {
 			s.Respond(p, smpp.StatusThrottled, "")
 		}
@@ -903,8 +918,14 @@ func (e *esme) ServePDU(s *smpp.Session, p *smpp.PDU) {
 	}
 }
 
-func (e *esme) refuseBind(p *smpp.PDU, status smpp.Status, why string, fields ...zap.Field) {
-	e.r.st.bindsRefused.Add(1)
+// refused counts a refused bind.
+func (r *Relay) refused(why RefusalReason) {
+	r.st.bindsRefused.Add(1)
+	r.st.refused[why].Add(1)
+}
+
+func (e *esme) refuseBind(p *smpp.PDU, status smpp.Status, reason RefusalReason, why string, fields ...zap.Field) {
+	e.r.refused(reason)
 	e.r.log.Info("relay: bind refused", append(fields, zap.String("reason", why), zap.Stringer("status", status),
 		zap.String("system_id", p.CString(smpp.FieldSystemID)), zap.Stringer("peer", e.s.RemoteAddr()))...)
 	e.s.AcceptBind(p, status, "")
@@ -925,41 +946,43 @@ func (e *esme) bind(p *smpp.PDU) {
 	ip := remoteIP(e.s.RemoteAddr())
 	if !r.bindRate.allow(ip) {
 		done()
-		e.refuseBind(p, smpp.StatusBindFail, "bind rate from this address exceeded")
+		e.refuseBind(p, smpp.StatusBindFail, RefusedBindRate, "bind rate from this address exceeded")
 		return
 	}
 	if why := r.lock.locked(ip, sysID); why != "" {
 		done()
-		e.refuseBind(p, smpp.StatusBindFail, why)
+		e.refuseBind(p, smpp.StatusBindFail, RefusedLockout, why)
 		return
 	}
-	a := r.snap.Load().accounts[sysID]
+	snap := r.snap.Load()
+	a := snap.accounts[sysID]
 	if a == nil {
+		// Answered like a wrong password, and as late (a bcrypt compare when accounts use
+		// bcrypt), so a prober cannot tell which system_ids exist; the log says which it was.
+		r.auth.unknownSystemID(snap, p.Field(smpp.FieldPassword))
 		done()
 		r.lock.failed(ip, sysID)
-		// Answered like a wrong password, so a prober cannot tell which system_ids exist;
-		// the log says which it was.
-		e.refuseBind(p, smpp.StatusInvPaswd, "unknown system_id")
+		e.refuseBind(p, smpp.StatusInvPaswd, RefusedUnknownSystemID, "unknown system_id")
 		return
 	}
 	if a.Allow != nil {
 		if ta, ok := e.s.RemoteAddr().(*net.TCPAddr); ok && !a.Allow(ta.IP) {
 			done()
-			e.refuseBind(p, smpp.StatusBindFail, "source address not allowed for account")
+			e.refuseBind(p, smpp.StatusBindFail, RefusedSourceCIDR, "source address not allowed for account")
 			return
 		}
 	}
 	if !bindTypeAllowed(a, p.ID()) {
 		done()
-		e.refuseBind(p, smpp.StatusBindFail, "bind type not allowed for account", zap.Stringer("bind", p.ID()))
+		e.refuseBind(p, smpp.StatusBindFail, RefusedBindType, "bind type not allowed for account", zap.Stringer("bind", p.ID()))
 		return
 	}
 	// Pooled accounts are authenticated here; a pass-through account with a password set is
 	// checked here too, before its bind is forwarded.
-	if (a.Mode == Pooled || a.Password != "") && !passwordOK(a.Password, p.Field(smpp.FieldPassword)) {
+	if (a.Mode == Pooled || a.Password != "") && !r.auth.passwordOK(a.Password, p.Field(smpp.FieldPassword)) {
 		done()
 		r.lock.failed(ip, sysID)
-		e.refuseBind(p, smpp.StatusInvPaswd, "wrong password")
+		e.refuseBind(p, smpp.StatusInvPaswd, RefusedBadCredentials, "wrong password")
 		return
 	}
 	if a.Mode == Pooled {
@@ -970,7 +993,7 @@ func (e *esme) bind(p *smpp.PDU) {
 	if a.MaxBinds > 0 && len(st.sessions)+st.binding >= a.MaxBinds {
 		st.mu.Unlock()
 		done()
-		e.refuseBind(p, smpp.StatusBindFail, "max_binds reached", zap.Int("max_binds", a.MaxBinds))
+		e.refuseBind(p, smpp.StatusBindFail, RefusedMaxBinds, "max_binds reached", zap.Int("max_binds", a.MaxBinds))
 		return
 	}
 	st.binding++
@@ -1008,14 +1031,14 @@ func (e *esme) bind(p *smpp.PDU) {
 			st.binding--
 			st.mu.Unlock()
 			r.st.upFail.Add(1)
-			e.refuseBind(p, smpp.StatusBindFail, "upstream unreachable", zap.String("upstream", u.Name), zap.Error(err))
+			e.refuseBind(p, smpp.StatusBindFail, RefusedUpstreamUnreachable, "upstream unreachable", zap.String("upstream", u.Name), zap.Error(err))
 			return
 		}
 		if err != nil { // refused by the SMSC: relay its answer as it is
 			st.mu.Lock()
 			st.binding--
 			st.mu.Unlock()
-			r.st.bindsRefused.Add(1)
+			r.refused(RefusedBySMSC)
 			if authRefusal(resp.Status()) {
 				// The SMSC judged the credentials: a failure toward the lockout like ours.
 				r.lock.failed(ip, sysID)
