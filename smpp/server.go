@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,6 +26,8 @@ type Server struct {
 	AcceptConn func(c net.Conn) bool
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
+
+	refused atomic.Uint64 // connections closed at once: MaxConns were open
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -85,8 +88,13 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		srv.mu.Lock()
 		if srv.closed || len(srv.sessions) >= max {
-			n := len(srv.sessions)
+			n, closed := len(srv.sessions), srv.closed
 			srv.mu.Unlock()
+			if closed {
+				c.Close()
+				continue
+			}
+			srv.refused.Add(1)
 			log.Warn("smpp: connection refused: limit reached", zap.Int("max_connections", max), zap.Int("open", n), zap.Stringer("peer", c.RemoteAddr()))
 			c.Close()
 			continue
@@ -179,6 +187,16 @@ func (srv *Server) ListenAndServe(ctx context.Context, addr string, notify func(
 		notify(ln.Addr())
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// Refused counts the connections closed at once because MaxConns connections were open.
+func (srv *Server) Refused() uint64 { return srv.refused.Load() }
+
+// Conns returns the number of open connections (bound or not).
+func (srv *Server) Conns() int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
 }
 
 func (srv *Server) isClosed() bool {
