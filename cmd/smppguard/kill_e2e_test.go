@@ -56,6 +56,9 @@ accounts:
   - system_id: bank
     password: bankpw
     route: default
+  - system_id: pt
+    mode: passthrough
+    upstream: carrier
 relay:
   link_wait: 500ms
   drain_timeout: 2s
@@ -90,13 +93,18 @@ type killESME struct {
 
 func killDialESME(t *testing.T, addr string) *killESME {
 	t.Helper()
+	return killDialESMEAs(t, addr, "bank", "bankpw")
+}
+
+func killDialESMEAs(t *testing.T, addr, systemID, password string) *killESME {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &killESME{t: t, c: c, resps: map[uint32][]smpp.Status{}, changed: make(chan struct{}), done: make(chan struct{})}
 	t.Cleanup(func() { c.Close(); <-e.done })
-	bind, err := smpp.BindParams{SystemID: "bank", Password: "bankpw"}.Encode(smpp.BindTransceiver, 1)
+	bind, err := smpp.BindParams{SystemID: systemID, Password: password}.Encode(smpp.BindTransceiver, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +255,7 @@ func (e *killESME) request(seq uint32, d time.Duration) smpp.Status {
 // for any port); startBinary stops it in t.Cleanup.
 func startFakeSMSCProcess(t *testing.T, listen string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"fake-smsc", "-listen", listen, "-account", "proxy:secret"}, extra...)
+	args := append([]string{"fake-smsc", "-listen", listen, "-account", "proxy:secret", "-account", "pt:ptpw"}, extra...)
 	p := startBinary(t, args...)
 	if !strings.HasPrefix(p.addr, "127.0.0.1:") {
 		t.Fatalf("fake-smsc listens on %s, want 127.0.0.1", p.addr)
@@ -495,5 +503,143 @@ func TestE2EKillSMSCProcessWithRequestsInFlight(t *testing.T) {
 	}
 	if total != killInFlight+2 {
 		t.Errorf("%d responses on the connection, want %d", total, killInFlight+2)
+	}
+}
+
+// The fake SMSC process answers with random delays (0-3 s, out of order) and is SIGKILLed
+// once 300 of 1,000 submit_sm were answered: the answers racing the kill are relayed once
+// and the rest get ESME_RSYSERR once; nothing is lost or duplicated.
+func TestE2EKillSMSCProcessMidStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes and relays 1,000 requests")
+	}
+	const answeredBeforeKill = 300
+	smsc := startFakeSMSCProcess(t, "127.0.0.1:0", "-response-jitter", "3s", "-no-record")
+	p := startBinary(t, "serve", "-c", killConfig(t, smsc.addr))
+	if p.admin == "" {
+		t.Fatal("no admin address in the smppguard banner")
+	}
+	killWaitLinks(t, p, 15*time.Second, "bound", func(l admin.LinkInfo) bool { return l.State == "BOUND_TRX" })
+	esme := killDialESME(t, p.addr)
+	var burst bytes.Buffer
+	for seq := uint32(1); seq <= killInFlight; seq++ {
+		burst.Write(killSubmitFrame(t, seq))
+	}
+	if err := esme.write(burst.Bytes()); err != nil {
+		t.Fatalf("writing %d submit_sm: %v", killInFlight, err)
+	}
+	esme.waitTotal(answeredBeforeKill, 30*time.Second)
+	atKill, _, _ := esme.counts()
+	if err := smsc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-smsc.exited:
+		smsc.exited <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("fake SMSC process not dead 10 s after SIGKILL")
+	}
+	esme.waitTotal(killInFlight, 30*time.Second)
+	// A late duplicate would be queued before the answer to this probe on the same connection.
+	killWaitLinks(t, p, 10*time.Second, "down", func(l admin.LinkInfo) bool { return l.State == "DOWN" })
+	if st := esme.request(killInFlight+1, 10*time.Second); st != smpp.StatusThrottled {
+		t.Fatalf("submit during the outage: %s, want ESME_RTHROTTLED", st)
+	}
+	lost, dup := 0, 0
+	byStatus := map[smpp.Status]int{}
+	for seq := uint32(1); seq <= killInFlight; seq++ {
+		sts := esme.statuses(seq)
+		switch {
+		case len(sts) == 0:
+			lost++
+		case len(sts) > 1:
+			dup++
+		}
+		for _, st := range sts {
+			byStatus[st]++
+		}
+	}
+	total, _, _ := esme.counts()
+	t.Logf("SIGKILL after %d of %d answered: sent=%d responded=%d lost=%d duplicated=%d ESME_ROK=%d ESME_RSYSERR=%d other=%d",
+		atKill, killInFlight, killInFlight, killInFlight-lost, lost, dup, byStatus[smpp.StatusOK], byStatus[smpp.StatusSysErr],
+		killInFlight-byStatus[smpp.StatusOK]-byStatus[smpp.StatusSysErr])
+	if lost != 0 || dup != 0 {
+		t.Errorf("lost=%d duplicated=%d, want 0 and 0", lost, dup)
+	}
+	if byStatus[smpp.StatusOK] < atKill || byStatus[smpp.StatusOK]+byStatus[smpp.StatusSysErr] != killInFlight {
+		t.Errorf("statuses %v: want ESME_ROK (at least the %d answered before the kill) or ESME_RSYSERR", byStatus, atKill)
+	}
+	if total != killInFlight+1 {
+		t.Errorf("%d responses on the connection, want %d", total, killInFlight+1)
+	}
+}
+
+// Pass-through: the fake SMSC process holding 1,000 submit_sm of a pass-through ESME session
+// is SIGKILLed. The ESME gets exactly one ESME_RSYSERR per request, then its session is
+// closed (as its carrier's would be).
+func TestE2EKillSMSCProcessPassThrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes and relays 1,000 requests")
+	}
+	record := filepath.Join(t.TempDir(), "smsc.jsonl")
+	smsc := startFakeSMSCProcess(t, "127.0.0.1:0", "-response-delay", "10m", "-record", record, "-no-record")
+	p := startBinary(t, "serve", "-c", killConfig(t, smsc.addr))
+	esme := killDialESMEAs(t, p.addr, "pt", "ptpw")
+	var burst bytes.Buffer
+	for seq := uint32(1); seq <= killInFlight; seq++ {
+		burst.Write(killSubmitFrame(t, seq))
+	}
+	if err := esme.write(burst.Bytes()); err != nil {
+		t.Fatalf("writing %d submit_sm: %v", killInFlight, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for received := killSubmitsRecorded(t, record); received < killInFlight; received = killSubmitsRecorded(t, record) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the SMSC process received %d of %d submit_sm within 30 s", received, killInFlight)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if before, _, _ := esme.counts(); before != 0 {
+		t.Fatalf("%d responses before the kill", before)
+	}
+	if err := smsc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-smsc.exited:
+		smsc.exited <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("fake SMSC process not dead 10 s after SIGKILL")
+	}
+	esme.waitTotal(killInFlight, 30*time.Second)
+	// Then the proxy closes the ESME's connection: wait for the reader to end.
+	select {
+	case <-esme.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ESME connection still open 10 s after its upstream was killed")
+	}
+	lost, dup, syserr := 0, 0, 0
+	for seq := uint32(1); seq <= killInFlight; seq++ {
+		sts := esme.statuses(seq)
+		switch {
+		case len(sts) == 0:
+			lost++
+		case len(sts) > 1:
+			dup++
+		}
+		for _, st := range sts {
+			if st == smpp.StatusSysErr {
+				syserr++
+			}
+		}
+	}
+	total, _, readErr := esme.counts()
+	esme.mu.Lock()
+	other := append([]string(nil), esme.other...)
+	esme.mu.Unlock()
+	t.Logf("pass-through SIGKILL with %d in flight: sent=%d responded=%d lost=%d duplicated=%d ESME_RSYSERR=%d; then the ESME connection ended (%v); other PDUs: %v",
+		killInFlight, killInFlight, killInFlight-lost, lost, dup, syserr, readErr, other)
+	if lost != 0 || dup != 0 || syserr != killInFlight || total != killInFlight {
+		t.Errorf("lost=%d duplicated=%d ESME_RSYSERR=%d responses=%d, want 0, 0, %d, %d", lost, dup, syserr, total, killInFlight, killInFlight)
 	}
 }
