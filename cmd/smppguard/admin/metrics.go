@@ -26,6 +26,13 @@ const (
 	MetricReloads            = "smppguard_config_reloads_total"
 	MetricWindowInUse        = "smppguard_esme_window_in_use"
 	MetricPeerInFlight       = "smppguard_esme_requests_in_flight"
+	MetricBindRefusals       = "smppguard_bind_refusals_total"
+	MetricConnections        = "smppguard_esme_connections"
+	MetricConnectionsLimit   = "smppguard_esme_connections_limit"
+	MetricConnectionsRefused = "smppguard_esme_connections_refused_total"
+	MetricAccountTPSLimit    = "smppguard_account_tps_limit"
+	MetricAccountMaxBinds    = "smppguard_account_max_binds"
+	MetricQueueOverflows     = "smppguard_queue_overflows_total"
 )
 
 // collector reads the Source at scrape time; nothing is counted on the hot path.
@@ -34,7 +41,8 @@ type collector struct {
 
 	relayEvents, queueDepth, esmeSessions, esmePDUs, upBinds, upReconnects,
 	otpMessages, otpDecisions, lookups, lookupErrors, breakerOpen, breakerOpens,
-	ready, otpRules, otpCauses, reloads, windowInUse, peerInFlight *prometheus.Desc
+	ready, otpRules, otpCauses, reloads, windowInUse, peerInFlight,
+	bindRefusals, conns, connsLimit, connsRefused, tpsLimit, maxBinds, queueOverflows *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -61,6 +69,14 @@ func newCollector(src Source) *collector {
 		reloads:      d(MetricReloads, "Configuration reloads by result (ok, refused).", "result"),
 		windowInUse:  d(MetricWindowInUse, "deliver_sm sent to an account's ESMEs and not acknowledged yet (our window in use).", "account"),
 		peerInFlight: d(MetricPeerInFlight, "Requests from an account's ESMEs not answered yet (their window in use).", "account"),
+		bindRefusals: d(MetricBindRefusals, "Binds refused, by reason (bad_credentials, unknown_system_id, lockout, bind_rate, source_cidr, bind_type, max_binds, passthrough_refused_by_smsc, upstream_unreachable, shutting_down).", "reason"),
+		conns:        d(MetricConnections, "Open ESME connections, bound or not (listen.max_connections bounds them)."),
+		connsLimit:   d(MetricConnectionsLimit, "listen.max_connections."),
+		connsRefused: d(MetricConnectionsRefused, "ESME connections closed at once because listen.max_connections were open."),
+		tpsLimit:     d(MetricAccountTPSLimit, "accounts[].tps: submits per second allowed to each session of the account (absent: unlimited).", "account"),
+		maxBinds:     d(MetricAccountMaxBinds, "accounts[].max_binds: concurrent binds allowed to the account (absent: unlimited).", "account"),
+		queueOverflows: d(MetricQueueOverflows, "Sessions closed because the peer did not read what was sent to it (send queue full), by side (esme: per account, upstream: per upstream).",
+			"side", "name"),
 	}
 }
 
@@ -70,6 +86,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.relayEvents, c.queueDepth, c.esmeSessions, c.esmePDUs, c.upBinds, c.upReconnects,
 		c.otpMessages, c.otpDecisions, c.lookups, c.lookupErrors, c.breakerOpen, c.breakerOpens, c.ready,
 		c.otpRules, c.otpCauses, c.reloads, c.windowInUse, c.peerInFlight,
+		c.bindRefusals, c.conns, c.connsLimit, c.connsRefused, c.tpsLimit, c.maxBinds, c.queueOverflows,
 	} {
 		ch <- d
 	}
@@ -141,6 +158,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.breakerOpens, pc.BreakerOpens, p)
 	}
 
+	c.collectLimits(cn, counter, gauge)
 	c.collectSessions(c.src.Sessions(), gauge)
 	for acct, p := range cn.ESMEPDUs {
 		counter(c.esmePDUs, p.Rx, acct, "rx")
@@ -162,6 +180,32 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	ok, _ := c.src.Ready()
 	gauge(c.ready, b2f(ok))
+}
+
+// collectLimits exposes the refusals and the configured limits, for usage against limit.
+func (c *collector) collectLimits(cn Counters, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
+	for reason, v := range cn.BindRefusals {
+		counter(c.bindRefusals, v, reason)
+	}
+	gauge(c.conns, float64(cn.Connections))
+	if cn.MaxConnections > 0 {
+		gauge(c.connsLimit, float64(cn.MaxConnections))
+	}
+	counter(c.connsRefused, cn.ConnectionsRefused)
+	for acct, l := range cn.Limits {
+		if l.TPS > 0 {
+			gauge(c.tpsLimit, l.TPS, acct)
+		}
+		if l.MaxBinds > 0 {
+			gauge(c.maxBinds, float64(l.MaxBinds), acct)
+		}
+	}
+	for acct, v := range cn.QueueOverflows.ESME {
+		counter(c.queueOverflows, v, "esme", acct)
+	}
+	for up, v := range cn.QueueOverflows.Upstream {
+		counter(c.queueOverflows, v, "upstream", up)
+	}
 }
 
 func (c *collector) collectSessions(sessions []SessionInfo, gauge func(*prometheus.Desc, float64, ...string)) {

@@ -84,6 +84,32 @@ type Counters struct {
 	// sessions already closed included (smppguard_esme_pdus_total). The Source keeps it
 	// monotonic: a session that binds and closes between two scrapes is counted.
 	ESMEPDUs map[string]PDUTotals
+	// BindRefusals counts refused binds by reason: bad_credentials, unknown_system_id,
+	// lockout, bind_rate, source_cidr, bind_type, max_binds, passthrough_refused_by_smsc,
+	// upstream_unreachable, shutting_down (their sum is Relay["binds_refused"]).
+	BindRefusals map[string]uint64
+	// Connections is the number of open ESME connections, bound or not; MaxConnections is
+	// listen.max_connections (0: not exposed); ConnectionsRefused counts the connections
+	// closed at once because MaxConnections were open.
+	Connections, MaxConnections int
+	ConnectionsRefused          uint64
+	// Limits are the configured limits of each account.
+	Limits map[string]AccountLimits
+	// QueueOverflows counts sessions closed because their peer did not read what was sent
+	// to it (its send queue full: smpp.ErrQueueFull), since start: ESME sessions by
+	// account (ESME) and upstream sessions by upstream (Upstream).
+	QueueOverflows QueueOverflows
+}
+
+// AccountLimits are an account's configured limits; 0 is unlimited.
+type AccountLimits struct {
+	TPS      float64 // accounts[].tps, per session
+	MaxBinds int     // accounts[].max_binds
+}
+
+// QueueOverflows are sessions closed for not reading, by account and by upstream.
+type QueueOverflows struct {
+	ESME, Upstream map[string]uint64
 }
 
 // PDUTotals are PDU counts by direction: Rx from the ESME, Tx to it.
