@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"go.uber.org/zap"
+
+	"github.com/smppguard/smppguard/smpp"
 )
 
 // origin is where a message_id came from: the account that submitted it and the upstream
@@ -52,9 +55,27 @@ type correlator struct {
 // path calls it); Get is called only when the in-memory correlator misses. Keys are opaque
 // strings: the relay writes "upstream\x00message_id" (entries written by versions before
 // per-upstream keys are "message_id" alone and are still read, checking their upstream).
+//
+// A CorrStore that is only a CorrStore may write behind: the submit_sm_resp is relayed
+// without waiting, and a crash loses what it had not written yet. One that implements
+// CorrCommitter is waited for.
 type CorrStore interface {
 	Put(key, account, upstream string, expires time.Time)
 	Get(key string) (account, upstream string, ok bool)
+}
+
+// CorrCommitter is a CorrStore that tells when a correlation is durable. With one, the
+// relay holds each correlated submit_sm_resp until its correlation is committed, so an
+// ESME_ROK that reached the ESME always has its receipt's correlation on disk, whatever
+// happens to the process afterwards (boltstore commits everything that arrived during the
+// previous commit in one transaction: a group commit).
+type CorrCommitter interface {
+	CorrStore
+	// Commit records a correlation and calls done exactly once: with nil once it is
+	// durable, or with an error once it is known it will not be. Commit must not block
+	// (the upstream reader calls it); done may run on any goroutine, Commit's caller's
+	// included before Commit returns, and must not block either.
+	Commit(key, account, upstream string, expires time.Time, done func(error))
 }
 
 func newCorrelator(size int, ttl time.Duration) *correlator {
@@ -104,11 +125,53 @@ func (c *correlator) add(id string, o origin) {
 		return
 	}
 	k := corrKey{upstream: o.upstream, id: canonical(id)}
-	c.shard(k).Add(k, o)
-	c.known(o.upstream)
+	c.remember(k, o)
 	if c.durable != nil {
 		c.durable.Put(durableKey(k.upstream, k.id), o.account, o.upstream, time.Now().Add(c.ttl))
 	}
+}
+
+// remember records in memory that k.upstream issued k.id for o.account.
+func (c *correlator) remember(k corrKey, o origin) {
+	c.shard(k).Add(k, o)
+	c.known(o.upstream)
+}
+
+// relayAfterCommit is HandleResponse for a correlated submit_sm_resp when the durable
+// store is a CorrCommitter: the response goes to the ESME only once the correlation is
+// committed, and the in-memory correlator learns the id at that moment too, so a receipt
+// that overtakes the commit is held (DLRMatchWait) instead of reaching the ESME before its
+// submit_sm_resp. Nothing here waits: the upstream reader goes on with its next PDU, and
+// the ESME's request stays in flight (its window slot and relay.max_in_flight taken) until
+// done runs; that is the back-pressure of a slow disk on the ESMEs.
+//
+// A correlation that cannot be made durable (the commit failed, the store's backlog is
+// full, the store is closed) is not relayed as ESME_ROK: the ESME gets ESME_RSYSERR, the
+// answer it gets when an upstream does not answer, meaning the SMSC may or may not have
+// the message. Its receipt, if one comes, is acknowledged as unknown. Exactly one response
+// either way: done is called once.
+func (r *Relay) relayAfterCommit(ref smpp.Ref, resp *smpp.PDU, reqID smpp.CommandID, cc CorrCommitter, id string, o origin) {
+	k := corrKey{upstream: o.upstream, id: canonical(id)}
+	cc.Commit(durableKey(k.upstream, k.id), o.account, o.upstream, time.Now().Add(r.corr.ttl), func(err error) {
+		if r.cfg.ObserveLatency != nil && ref.Start != 0 {
+			defer func() { r.cfg.ObserveLatency(reqID, time.Duration(time.Now().UnixNano()-ref.Start)) }()
+		}
+		if err != nil {
+			r.log.Error("relay: receipt correlation not stored: the ESME gets ESME_RSYSERR for a message the SMSC accepted",
+				zap.String("account", o.account), zap.String("upstream", o.upstream), zap.String("message_id", id), zap.Error(err))
+			r.relayResponse(ref.Session, smpp.HeaderOnly(reqID.Response(), smpp.StatusSysErr, ref.Seq))
+			return
+		}
+		r.corr.remember(k, o)
+		resp.SetSeq(ref.Seq)
+		r.relayResponse(ref.Session, resp.Bytes())
+		if r.heldN.Load() > 0 {
+			select {
+			case r.wakeM <- struct{}{}:
+			default:
+			}
+		}
+	})
 }
 
 // known remembers an upstream name (a handful: checked without a lock, added on change).

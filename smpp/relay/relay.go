@@ -525,7 +525,15 @@ func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 		if err == nil && resp.Status() == smpp.StatusOK && ref.Aux&auxReceipt != 0 {
 			if e, ok := ref.Value.(*esme); ok && e.acct != nil {
 				u := r.upstreamAt(upIdx)
-				r.corr.add(resp.CString(smpp.FieldMessageID), origin{account: e.acct.SystemID, upstream: u.Name})
+				id, o := resp.CString(smpp.FieldMessageID), origin{account: e.acct.SystemID, upstream: u.Name}
+				if r.corr.durable != nil && id != "" {
+					if cc, ok := r.corr.durable.(CorrCommitter); ok {
+						// Relayed once the correlation is durable (see relayAfterCommit).
+						r.relayAfterCommit(ref, resp, reqID, cc, id, o)
+						return
+					}
+				}
+				r.corr.add(id, o)
 				if r.heldN.Load() > 0 {
 					select {
 					case r.wakeM <- struct{}{}:
