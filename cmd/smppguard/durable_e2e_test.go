@@ -36,8 +36,9 @@ func waitDepth(t *testing.T, p *proc, want string) {
 }
 
 // The proxy is killed (SIGKILL) with receipts queued for an offline ESME, and with receipts
-// for messages it relayed still to come from the SMSC. After a restart every receipt reaches
-// the ESME exactly once: the queue and the message_id correlations were on disk.
+// for messages it relayed still to come from the SMSC, at once after the last submit_sm_resp.
+// After a restart every receipt reaches the ESME exactly once: the queue and the message_id
+// correlations were on disk.
 func TestE2EDurableAcrossKill(t *testing.T) {
 	smsc := startSMSC(t, fakesmsc.Config{DLRDelay: 1500 * time.Millisecond})
 	dir := t.TempDir()
@@ -57,7 +58,8 @@ func TestE2EDurableAcrossKill(t *testing.T) {
 		r := tx.submit(t, sm{dest: "44770090020" + string(rune('0'+i)), text: []byte("in flight")})
 		ids = append(ids, r.CString(smpp.FieldMessageID))
 	}
-	time.Sleep(100 * time.Millisecond) // > the correlation write-behind interval
+	// Killed right after the last submit_sm_resp arrived: a response reaches the ESME only
+	// once its correlation is committed, so there is no write-behind window to wait out.
 	p1.cmd.Process.Kill()
 	<-p1.exited
 	p1.exited <- nil
