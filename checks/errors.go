@@ -84,3 +84,26 @@ func Kind(err error) error {
 	}
 	return nil
 }
+
+// cachedError marks an error a Guard answered from its cache (a failure remembered for
+// error_ttl, or an unknown number remembered like any answer). errors.Is and errors.As see
+// through it to the original error, *APIError included.
+type cachedError struct{ error }
+
+func (e cachedError) Unwrap() error { return e.error }
+
+// FromCache reports whether err was answered from a Guard's cache rather than by a call.
+func FromCache(err error) bool {
+	var c cachedError
+	return errors.As(err, &c)
+}
+
+// CorrelationID returns the x-correlator of the carrier call that produced err (its
+// *APIError), or "" if err did not come from a carrier's answer.
+func CorrelationID(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.CorrelationID
+	}
+	return ""
+}

@@ -250,7 +250,7 @@ const timeoutGrace = 100 * time.Millisecond
 
 func hit(e entry) (Result, error) {
 	if e.err != nil {
-		return Result{}, e.err
+		return Result{}, cachedError{e.err}
 	}
 	r := e.res.Clone()
 	r.Cached = true

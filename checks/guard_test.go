@@ -571,3 +571,15 @@ func TestGuardNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("stats = %+v", st)
 	}
 }
+
+// A failure answered from the cache says so and still names the call that produced it.
+func TestCachedErrorMarked(t *testing.T) {
+	ae := &APIError{HTTPStatus: 404, Code: "IDENTIFIER_NOT_FOUND", CorrelationID: "c-1", Err: ErrUnknownNumber}
+	err := error(cachedError{ae})
+	if !FromCache(err) || FromCache(ae) {
+		t.Fatalf("FromCache: cached %v, direct %v", FromCache(err), FromCache(ae))
+	}
+	if !errors.Is(err, ErrUnknownNumber) || CorrelationID(err) != "c-1" || CorrelationID(errors.New("x")) != "" {
+		t.Fatalf("the cached error hides its cause: Is %v, id %q", errors.Is(err, ErrUnknownNumber), CorrelationID(err))
+	}
+}

@@ -568,6 +568,12 @@ func (so SignalOutcome) kind() string {
 func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err error, latency time.Duration, now time.Time) SignalOutcome {
 	so := SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Latency: latency}
 	if err != nil {
+		// Name the call that answered when it is not this message's own: a cached answer,
+		// or one shared with other OTPs to the number (singleflight).
+		so.Cached = checks.FromCache(err)
+		if id := checks.CorrelationID(err); id != "" && id != m.CorrelationID {
+			so.CorrelationID = id
+		}
 		if errors.Is(err, checks.ErrUnknownNumber) {
 			so.Detail = "number unknown to the carrier"
 			so.unknown = true
