@@ -285,6 +285,7 @@ func (a *app) Counters() admin.Counters {
 		}
 		c.Lookups[name] = pc
 	}
+	a.limitCounters(&c, rs)
 	return c
 }
 

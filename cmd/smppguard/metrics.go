@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/smppguard/smppguard/cmd/smppguard/admin"
 	"github.com/smppguard/smppguard/smpp"
+	"github.com/smppguard/smppguard/smpp/relay"
 )
 
 // hotMetrics are the metrics observed on the PDU path: PDU counts (atomic arrays in smpp,
@@ -21,6 +23,28 @@ type hotMetrics struct {
 	lookupLatency  *prometheus.HistogramVec
 	reloadsOK      atomic.Uint64
 	reloadsRefused atomic.Uint64
+
+	// upOverflows counts upstream sessions closed for not reading, per upstream (OnClose).
+	upMu        sync.Mutex
+	upOverflows map[string]uint64
+}
+
+// upstreamClosed returns the OnClose of upstream's sessions (pooled binds and pass-through
+// sessions): it counts the sessions the upstream did not read for (smpp.ErrQueueFull).
+func (h *hotMetrics) upstreamClosed(upstream string) func(*smpp.Session, error) {
+	return func(s *smpp.Session, _ error) {
+		if n := s.Counters().QueueOverflows; n > 0 {
+			h.upMu.Lock()
+			h.upOverflows[upstream]++
+			h.upMu.Unlock()
+		}
+	}
+}
+
+func (h *hotMetrics) upstreamOverflows() map[string]uint64 {
+	h.upMu.Lock()
+	defer h.upMu.Unlock()
+	return maps.Clone(h.upOverflows)
 }
 
 // watchInFlight exposes the global in-flight bound's use and limit.
@@ -48,7 +72,8 @@ func newHotMetrics(reg *prometheus.Registry) *hotMetrics {
 			Help:    "Carrier look-ups that were not answered from the cache, by provider, signal and outcome (risky, clean, unknown, error).",
 			Buckets: latencyBuckets,
 		}, []string{"provider", "signal", "outcome"}),
-		relayObs: map[smpp.CommandID]prometheus.Observer{},
+		relayObs:    map[smpp.CommandID]prometheus.Observer{},
+		upOverflows: map[string]uint64{},
 	}
 	for _, id := range []smpp.CommandID{smpp.SubmitSM, smpp.DataSM, smpp.SubmitMulti, smpp.QuerySM, smpp.CancelSM, smpp.ReplaceSM} {
 		h.relayObs[id] = h.relayLatency.WithLabelValues(id.String())
@@ -110,15 +135,22 @@ type esmeTotals struct {
 	live   map[*smpp.Session]struct{}
 	gone   map[*smpp.Session]struct{} // closed before opened was called (a peer that hung up at once)
 	closed map[string]admin.PDUTotals
+	// overflows counts, per account, the sessions closed because the ESME did not read.
+	overflows map[string]uint64
+	srv       *smpp.Server // the ESME listener (wrap)
 }
 
 func newESMETotals() *esmeTotals {
-	return &esmeTotals{live: map[*smpp.Session]struct{}{}, gone: map[*smpp.Session]struct{}{}, closed: map[string]admin.PDUTotals{}}
+	return &esmeTotals{live: map[*smpp.Session]struct{}{}, gone: map[*smpp.Session]struct{}{}, closed: map[string]admin.PDUTotals{},
+		overflows: map[string]uint64{}}
 }
 
 // wrap makes srv's sessions counted: it must be called before srv serves. The sessions'
 // OnClose must call sessionClosed (set it in the session config given to relay.Server).
 func (e *esmeTotals) wrap(srv *smpp.Server) {
+	e.mu.Lock()
+	e.srv = srv
+	e.mu.Unlock()
 	next := srv.NewHandler
 	srv.NewHandler = func(s *smpp.Session) smpp.Handler {
 		e.opened(s)
@@ -147,8 +179,12 @@ func (e *esmeTotals) sessionClosed(s *smpp.Session) {
 		e.gone[s] = struct{}{}
 	}
 	delete(e.live, s)
+	c := s.Counters()
+	if c.QueueOverflows > 0 {
+		e.overflows[s.SystemID()]++ // the first overflow closed the session
+	}
 	if id := s.SystemID(); id != "" {
-		c, t := s.Counters(), e.closed[id]
+		t := e.closed[id]
 		t.Rx += c.RxPDUs
 		t.Tx += c.TxPDUs
 		e.closed[id] = t
@@ -172,4 +208,30 @@ func (e *esmeTotals) snapshot() map[string]admin.PDUTotals {
 		}
 	}
 	return out
+}
+
+// limitCounters adds to c the bind refusals by reason, the ESME connections against
+// listen.max_connections, the accounts' limits and the sessions closed for not reading:
+// all read now, at scrape time.
+func (a *app) limitCounters(c *admin.Counters, rs relay.Stats) {
+	c.BindRefusals = make(map[string]uint64, len(rs.RefusedBy))
+	for i, n := range rs.RefusedBy {
+		c.BindRefusals[relay.RefusalReason(i).String()] = n
+	}
+	accts := a.cfg.Load().Accounts
+	c.Limits = make(map[string]admin.AccountLimits, len(accts))
+	for _, acc := range accts {
+		c.Limits[acc.SystemID] = admin.AccountLimits{TPS: acc.TPS, MaxBinds: acc.MaxBinds}
+	}
+	e := a.esmeTotals
+	e.mu.Lock()
+	srv := e.srv
+	c.QueueOverflows.ESME = maps.Clone(e.overflows)
+	e.mu.Unlock()
+	if srv != nil { // listen.max_connections needs a restart: the server's is the one in force
+		c.Connections, c.MaxConnections, c.ConnectionsRefused = srv.Conns(), srv.MaxConns, srv.Refused()
+	}
+	if a.metrics != nil {
+		c.QueueOverflows.Upstream = a.metrics.upstreamOverflows()
+	}
 }

@@ -417,6 +417,7 @@ func relayConfig(cfg *config.Config, hook *otpHook, hm *hotMetrics, log *zap.Log
 		}
 		if hm != nil {
 			up.Session.Counts = &hm.upstream
+			up.Session.OnClose = hm.upstreamClosed(u.Name)
 		}
 		if t := u.TLS; t.Enabled {
 			tc, err := smpp.ClientTLSConfig(smpp.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile, ServerName: t.ServerName,
