@@ -180,19 +180,25 @@ func unitTimeoutStop(t *testing.T) time.Duration {
 
 // Metric names the admin listener exports (cmd/smppguard/admin/metrics.go).
 var knownMetrics = map[string]bool{
-	"smppguard_relay_events_total":         true,
-	"smppguard_receiver_queue_depth":       true,
-	"smppguard_esme_sessions":              true,
-	"smppguard_esme_pdus_total":            true,
-	"smppguard_upstream_binds":             true,
-	"smppguard_upstream_reconnects_total":  true,
-	"smppguard_otp_messages_total":         true,
-	"smppguard_otp_decisions_total":        true,
-	"smppguard_lookups_total":              true,
-	"smppguard_lookup_errors_total":        true,
-	"smppguard_lookup_breaker_open":        true,
-	"smppguard_lookup_breaker_opens_total": true,
-	"smppguard_ready":                      true,
+	"smppguard_relay_events_total":             true,
+	"smppguard_receiver_queue_depth":           true,
+	"smppguard_esme_sessions":                  true,
+	"smppguard_esme_pdus_total":                true,
+	"smppguard_upstream_binds":                 true,
+	"smppguard_upstream_reconnects_total":      true,
+	"smppguard_otp_messages_total":             true,
+	"smppguard_otp_decisions_total":            true,
+	"smppguard_lookups_total":                  true,
+	"smppguard_lookup_errors_total":            true,
+	"smppguard_lookup_breaker_open":            true,
+	"smppguard_lookup_breaker_opens_total":     true,
+	"smppguard_ready":                          true,
+	"smppguard_bind_refusals_total":            true,
+	"smppguard_esme_connections":               true,
+	"smppguard_esme_connections_limit":         true,
+	"smppguard_esme_connections_refused_total": true,
+	"smppguard_account_max_binds":              true,
+	"smppguard_queue_overflows_total":          true,
 }
 
 func TestGrafanaDashboard(t *testing.T) {
