@@ -1,8 +1,11 @@
 package smpp
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -245,4 +248,184 @@ func TestHostileKeepaliveIdleAnsweringStaysUp(t *testing.T) {
 	}
 	t.Logf("idle peer answering enquire_link: up %s (inactivity timeout %s), %d enquire_link answered, session %s",
 		up.Round(time.Millisecond), inactivity, answered, ss.State())
+}
+
+// silentSMSC accepts binds and then reads everything and answers nothing: a half-dead SMSC.
+type silentSMSC struct {
+	ln       net.Listener
+	accepted chan int // index of each accepted connection
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []net.Conn
+	enq   []int           // enquire_link read per connection
+	ended []chan struct{} // closed when the connection's reader ends
+}
+
+func startSilentSMSC(t *testing.T) *silentSMSC {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &silentSMSC{ln: ln, accepted: make(chan int, 64)}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			m.mu.Lock()
+			i := len(m.conns)
+			m.conns = append(m.conns, c)
+			m.enq = append(m.enq, 0)
+			ended := make(chan struct{})
+			m.ended = append(m.ended, ended)
+			m.mu.Unlock()
+			select {
+			case m.accepted <- i:
+			default:
+			}
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				defer close(ended)
+				defer c.Close()
+				fr := NewFrameReader(c, DefaultMaxPDUSize)
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				p, err := Parse(f)
+				if err != nil || !p.ID().IsBind() {
+					return
+				}
+				resp, err := BindResponse(p, StatusOK, "silent")
+				if err != nil {
+					return
+				}
+				c.SetWriteDeadline(time.Now().Add(hostileWait))
+				if _, err := c.Write(resp); err != nil {
+					return
+				}
+				for range 1_000_000 { // ends earlier when the connection is closed
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					if h, err := ParseHeader(f); err == nil && h.ID == EnquireLink {
+						m.mu.Lock()
+						m.enq[i]++
+						m.mu.Unlock()
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(m.close)
+	return m
+}
+
+// close stops accepting, closes every connection and waits for the goroutines; it may be
+// called more than once.
+func (m *silentSMSC) close() {
+	m.ln.Close()
+	m.mu.Lock()
+	for _, c := range m.conns {
+		c.Close()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+func (m *silentSMSC) waitAccepted(t *testing.T) int {
+	t.Helper()
+	select {
+	case i := <-m.accepted:
+		return i
+	case <-time.After(hostileWait):
+		t.Fatal("no connection accepted")
+		return -1
+	}
+}
+
+// The other direction: an upstream SMSC that accepts the bind and then never answers
+// enquire_link (nor anything else). The link's bind is closed by its keepalive (the
+// enquire_link's response timeout), and the link redials and binds again.
+func TestHostileKeepaliveSilentSMSCLinkRedials(t *testing.T) {
+	const (
+		interval = 100 * time.Millisecond
+		respTO   = 400 * time.Millisecond
+	)
+	type bindEvent struct {
+		err error
+		at  time.Time
+	}
+	events := make(chan bindEvent, 64)
+	smsc := startSilentSMSC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	l := NewLink(LinkConfig{Name: "silent", Addr: smsc.ln.Addr().String(), Bind: BindParams{SystemID: "p"}, Binds: 1,
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		Session: Config{EnquireLinkInterval: interval, ResponseTimeout: respTO},
+		OnBind: func(_ *Link, _ *Session, err error) {
+			select {
+			case events <- bindEvent{err, time.Now()}:
+			default:
+			}
+		}})
+	t.Cleanup(func() {
+		smsc.close() // first, so the link's unbinds end at once instead of waiting for an answer
+		cctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		defer c()
+		l.Close(cctx)
+		cancel()
+	})
+	l.Start(ctx)
+
+	next := func(what string) bindEvent {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(hostileWait):
+			t.Fatalf("no bind event (%s)", what)
+			return bindEvent{}
+		}
+	}
+	first := smsc.waitAccepted(t)
+	up := next("bound")
+	if up.err != nil {
+		t.Fatalf("first bind: %v", up.err)
+	}
+	drop := next("dropped")
+	if drop.err == nil || !errors.Is(drop.err, ErrTimeout) || !strings.Contains(drop.err.Error(), "enquire_link") {
+		t.Fatalf("bind dropped with %v, want the enquire_link's ErrTimeout", drop.err)
+	}
+	if d := drop.at.Sub(up.at); d < interval+respTO/2 {
+		t.Fatalf("bind dropped %s after it came up: before keepalive interval + response timeout", d)
+	}
+	smsc.mu.Lock()
+	ended := smsc.ended[first]
+	smsc.mu.Unlock()
+	select {
+	case <-ended:
+	case <-time.After(hostileWait):
+		t.Fatal("the dropped bind's connection is still open at the SMSC")
+	}
+	second := smsc.waitAccepted(t)
+	again := next("bound again")
+	if again.err != nil {
+		t.Fatalf("redial: %v", again.err)
+	}
+	smsc.mu.Lock()
+	enq := smsc.enq[first]
+	smsc.mu.Unlock()
+	if enq != 1 {
+		t.Fatalf("the SMSC read %d enquire_link on the first bind, want 1 (one outstanding at a time)", enq)
+	}
+	h := l.Health()
+	t.Logf("silent SMSC: bind up, dropped %s later (%q) after %d unanswered enquire_link, redialled (connection %d) and bound %s after the drop; health %+v",
+		drop.at.Sub(up.at).Round(time.Millisecond), drop.err, enq, second, again.at.Sub(drop.at).Round(time.Millisecond), h)
 }
