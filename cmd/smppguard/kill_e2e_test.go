@@ -321,6 +321,43 @@ func killWaitLinks(t *testing.T, p *proc, d time.Duration, what string, ok func(
 	}
 }
 
+// killMetric sums the samples of the metric name (any labels) on /metrics.
+func killMetric(t *testing.T, p *proc, name string) float64 {
+	t.Helper()
+	code, body := adminCall(t, p, "GET", "/metrics", "")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	return sum
+}
+
+// killWaitMetric polls the metric until it equals want, or fails after d.
+func killWaitMetric(t *testing.T, p *proc, name string, want float64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for v := killMetric(t, p, name); v != want; v = killMetric(t, p, name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after %s, want %v", name, v, d, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // killMaxDials bounds the dials a slot can make within d when each wait before a dial is at
 // least half the exponential backoff (full jitter in [b/2, b)).
 func killMaxDials(d time.Duration) int {
@@ -391,6 +428,12 @@ func TestE2EKillSMSCProcessWithRequestsInFlight(t *testing.T) {
 	if upstreamInFlight != killInFlight {
 		t.Fatalf("smppguard has %d requests in flight upstream, want %d", upstreamInFlight, killInFlight)
 	}
+	// The proxy's own accounting of the ESME's requests (relay.max_in_flight, per account).
+	for _, m := range []string{"smppguard_requests_in_flight", "smppguard_esme_requests_in_flight"} {
+		if v := killMetric(t, p, m); v != killInFlight {
+			t.Fatalf("%s = %v before the kill, want %d", m, v, killInFlight)
+		}
+	}
 
 	// SIGKILL the SMSC process.
 	killedAt := time.Now()
@@ -410,6 +453,11 @@ func TestE2EKillSMSCProcessWithRequestsInFlight(t *testing.T) {
 
 	esme.waitTotal(killInFlight, 30*time.Second)
 	answeredIn := time.Since(killedAt)
+	// Every answer released its in-flight slot, exactly once (a leak would throttle the
+	// proxy for good after relay.max_in_flight failures; a double release would let it overrun).
+	for _, m := range []string{"smppguard_requests_in_flight", "smppguard_esme_requests_in_flight"} {
+		killWaitMetric(t, p, m, 0, 5*time.Second)
+	}
 
 	// The links go down, and a submit during the outage is throttled (the SMSC never saw it).
 	killWaitLinks(t, p, 10*time.Second, "down", func(l admin.LinkInfo) bool { return l.State == "DOWN" })
@@ -449,6 +497,9 @@ func TestE2EKillSMSCProcessWithRequestsInFlight(t *testing.T) {
 	if st := esme.request(afterSeq, 10*time.Second); st != smpp.StatusOK {
 		t.Fatalf("submit after the rebind: %s, want ESME_ROK", st)
 	}
+	for _, m := range []string{"smppguard_requests_in_flight", "smppguard_esme_requests_in_flight"} {
+		killWaitMetric(t, p, m, 0, 5*time.Second)
+	}
 
 	// Count per sequence number, after the last response: a late duplicate would be here.
 	lost, dup := 0, 0
@@ -487,7 +538,7 @@ func TestE2EKillSMSCProcessWithRequestsInFlight(t *testing.T) {
 		}
 		return strings.Join(s, ", ")
 	}
-	t.Logf("SIGKILL of the fake SMSC process with %d submit_sm in flight (all %d recorded by the SMSC, %d in flight upstream in smppguard, 0 answered before the kill): sent=%d responded=%d lost=%d duplicated=%d statuses: %s; all answered %s after the kill",
+	t.Logf("SIGKILL of the fake SMSC process with %d submit_sm in flight (all %d recorded by the SMSC, %d in flight upstream in smppguard, 0 answered before the kill; smppguard_requests_in_flight 1000 -> 0): sent=%d responded=%d lost=%d duplicated=%d statuses: %s; all answered %s after the kill",
 		killInFlight, received, upstreamInFlight, killInFlight, responded, lost, dup, strings.Join(statuses, " "), answeredIn.Round(time.Millisecond))
 	t.Logf("outage: submit answered ESME_RTHROTTLED; reconnects while down (%s), at rebind (%s; backoff bound %d); rebound %s after starting the new SMSC process (its start included), outage %s; submit after: ESME_ROK; responses on the connection: %d",
 		reconnects(downLinks), reconnects(upLinks), maxReconnects, rebindIn.Round(time.Millisecond), outage.Round(time.Millisecond), total)
