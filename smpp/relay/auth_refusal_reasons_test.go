@@ -75,3 +75,29 @@ func TestBindRefusedByRate(t *testing.T) {
 		t.Fatalf("bind_rate %d of %d refused, want 1 of 1", s.RefusedBy[RefusedBindRate], s.BindsRefused)
 	}
 }
+
+// Without the password, a known account fenced by source address or bind type answers like
+// an unknown system_id (ESME_RINVPASWD): the source and bind type checks come after the
+// password, so their ESME_RBINDFAIL does not tell a prober that the system_id exists.
+func TestBindRefusalDoesNotRevealAccount(t *testing.T) {
+	e := newEnv(t, fakesmsc.Config{}, func(c *Config) {
+		c.Accounts = append(c.Accounts,
+			Account{SystemID: "rxonly", Password: "pw", Route: "default", BindTypes: []smpp.CommandID{smpp.BindReceiver}},
+			Account{SystemID: "fenced", Password: "pw", Route: "default", Allow: func(net.IP) bool { return false }},
+		)
+	})
+	for _, c := range []struct {
+		sysID, pw string
+		want      smpp.Status
+	}{
+		{"nobody", "guess", smpp.StatusInvPaswd},
+		{"fenced", "guess", smpp.StatusInvPaswd},
+		{"rxonly", "guess", smpp.StatusInvPaswd},
+		{"fenced", "pw", smpp.StatusBindFail}, // with the password, the precise refusal
+		{"rxonly", "pw", smpp.StatusBindFail},
+	} {
+		if got := bindStatus(t, e.addr, c.sysID, c.pw); got != c.want {
+			t.Errorf("bind %s/%s: %s, want %s", c.sysID, c.pw, got, c.want)
+		}
+	}
+}

@@ -973,6 +973,16 @@ func (e *esme) bind(p *smpp.PDU) {
 		e.refuseBind(p, smpp.StatusInvPaswd, RefusedUnknownSystemID, "unknown system_id")
 		return
 	}
+	// Pooled accounts are authenticated here; a pass-through account with a password set is
+	// checked here too, before its bind is forwarded. The password comes before the source
+	// address and bind type checks: a refusal for those (ESME_RBINDFAIL) would otherwise tell
+	// a prober without the password that the system_id exists.
+	if (a.Mode == Pooled || a.Password != "") && !r.auth.passwordOK(a.Password, p.Field(smpp.FieldPassword)) {
+		done()
+		r.lock.failed(ip, sysID)
+		e.refuseBind(p, smpp.StatusInvPaswd, RefusedBadCredentials, "wrong password")
+		return
+	}
 	if a.Allow != nil {
 		if ta, ok := e.s.RemoteAddr().(*net.TCPAddr); ok && !a.Allow(ta.IP) {
 			done()
@@ -983,14 +993,6 @@ func (e *esme) bind(p *smpp.PDU) {
 	if !bindTypeAllowed(a, p.ID()) {
 		done()
 		e.refuseBind(p, smpp.StatusBindFail, RefusedBindType, "bind type not allowed for account", zap.Stringer("bind", p.ID()))
-		return
-	}
-	// Pooled accounts are authenticated here; a pass-through account with a password set is
-	// checked here too, before its bind is forwarded.
-	if (a.Mode == Pooled || a.Password != "") && !r.auth.passwordOK(a.Password, p.Field(smpp.FieldPassword)) {
-		done()
-		r.lock.failed(ip, sysID)
-		e.refuseBind(p, smpp.StatusInvPaswd, RefusedBadCredentials, "wrong password")
 		return
 	}
 	if a.Mode == Pooled {
