@@ -45,6 +45,9 @@ type correlator struct {
 	shards  [corrShards]*expirable.LRU[corrKey, origin]
 	durable CorrStore // optional: survives restarts
 	ttl     time.Duration
+	// unstored counts correlations a CorrCommitter could not make durable (their submits
+	// were answered ESME_RSYSERR).
+	unstored atomic.Uint64
 
 	// names are the upstreams ids were recorded for (copy on write), for lookup.
 	namesMu sync.Mutex
@@ -157,8 +160,12 @@ func (r *Relay) relayAfterCommit(ref smpp.Ref, resp *smpp.PDU, reqID smpp.Comman
 			defer func() { r.cfg.ObserveLatency(reqID, time.Duration(time.Now().UnixNano()-ref.Start)) }()
 		}
 		if err != nil {
-			r.log.Error("relay: receipt correlation not stored: the ESME gets ESME_RSYSERR for a message the SMSC accepted",
-				zap.String("account", o.account), zap.String("upstream", o.upstream), zap.String("message_id", id), zap.Error(err))
+			// Logged at 1, 2, 4, 8 ... failures: a broken disk fails every submit.
+			if n := r.corr.unstored.Add(1); n&(n-1) == 0 {
+				r.log.Error("relay: receipt correlation not stored: the ESME gets ESME_RSYSERR for a message the SMSC accepted",
+					zap.String("account", o.account), zap.String("upstream", o.upstream), zap.String("message_id", id),
+					zap.Uint64("unstored_so_far", n), zap.Error(err))
+			}
 			r.relayResponse(ref.Session, smpp.HeaderOnly(reqID.Response(), smpp.StatusSysErr, ref.Seq))
 			return
 		}

@@ -200,6 +200,9 @@ func TestDurableCommitFailureAnswersSysErr(t *testing.T) {
 	if r.err != nil || r.p.ID() != smpp.SubmitSMResp || r.p.Status() != smpp.StatusSysErr {
 		t.Fatalf("response %v %v, want submit_sm_resp ESME_RSYSERR", r.p, r.err)
 	}
+	if n := e.relay.corr.unstored.Load(); n != 1 {
+		t.Fatalf("unstored %d, want 1", n)
+	}
 	waitStat(t, e.relay, "receipt unknown", func(s Stats) bool { return s.ReceiptsUnknown == 1 })
 	barrier(t, bank)
 	if c := bank.s.Counters(); c.UnmatchedResponses != 0 {
