@@ -154,7 +154,9 @@ type Config struct {
 	// beyond it binds are refused with ESME_RBINDFAIL. Zero PerSecond: unlimited.
 	BindRate BindRate
 	// Correlations, if set, persists receipt correlations (durable store): they are written
-	// there too and consulted when the in-memory correlator misses (after a restart).
+	// there too and consulted when the in-memory correlator misses (after a restart). A
+	// store that also implements CorrCommitter is waited for: the submit_sm_resp reaches
+	// the ESME only once its correlation is committed (ESME_RSYSERR if it cannot be).
 	Correlations CorrStore
 	// ObserveLatency, if set, gets the time from an ESME request's arrival to its response
 	// being queued back to the ESME, for every relayed request (metrics).
