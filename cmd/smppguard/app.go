@@ -257,7 +257,7 @@ func (a *app) Counters() admin.Counters {
 			"binds_ok": rs.BindsOK, "binds_refused": rs.BindsRefused, "receipts_matched": rs.ReceiptsMatched,
 			"receipts_held": rs.ReceiptsHeld, "receipts_unknown": rs.ReceiptsUnknown, "mos_routed": rs.MOsRouted,
 			"mos_unknown": rs.MOsUnknown, "queued": rs.Queued, "queue_full": rs.QueueFull, "queue_delivered": rs.QueueDelivered,
-			"upstream_failures": rs.UpstreamFailures,
+			"upstream_failures": rs.UpstreamFailures, "foreign_message_ids": rs.ForeignMessageIDs,
 		},
 		QueueDepth: map[string]int{}, Lookups: map[string]admin.ProviderCounters{},
 	}

@@ -267,6 +267,20 @@ func (r *Relay) receiptOrigin(name, systemID, id string) (origin, bool) {
 // lookup finds a message id whose upstream is not known (an ESME's query_sm, cancel_sm or
 // replace_sm names only the id): it is tried under every upstream ids were recorded for, and
 // the first that knows it answers. Receipts never use it.
+// lookupFor finds the origin of id submitted by account, on any upstream. other reports
+// that id is known only as another account's message.
+func (c *correlator) lookupFor(account, id string) (o origin, mine, other bool) {
+	for _, u := range *c.names.Load() {
+		if f, ok := c.lookupFrom(u, id); ok {
+			if f.account == account {
+				return f, true, false
+			}
+			other = true
+		}
+	}
+	return origin{}, false, other
+}
+
 func (c *correlator) lookup(id string) (origin, bool) {
 	for _, u := range *c.names.Load() {
 		if o, ok := c.lookupFrom(u, id); ok {

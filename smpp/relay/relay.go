@@ -174,6 +174,9 @@ type Stats struct {
 	ReceiptsUnknown, MOsRouted       uint64
 	MOsUnknown, Queued, QueueFull    uint64
 	QueueDelivered, UpstreamFailures uint64
+	// ForeignMessageIDs counts query_sm/cancel_sm/replace_sm refused (ESME_RINVMSGID) because
+	// the message_id belongs to another pooled account.
+	ForeignMessageIDs uint64
 
 	// RefusedBy splits BindsRefused by reason (index: RefusalReason).
 	RefusedBy [NumRefusalReasons]uint64
@@ -212,6 +215,7 @@ type Relay struct {
 
 	st struct {
 		bindsOK, bindsRefused, rMatched, rHeld, rUnknown, moRouted, moUnknown, queued, queueFull, queueDelivered, upFail atomic.Uint64
+		foreignIDs                                                                                                       atomic.Uint64
 
 		refused [NumRefusalReasons]atomic.Uint64 // binds refused by reason
 	}
@@ -426,6 +430,7 @@ func (r *Relay) Stats() Stats {
 		ReceiptsMatched: r.st.rMatched.Load(), ReceiptsHeld: r.st.rHeld.Load(), ReceiptsUnknown: r.st.rUnknown.Load(),
 		MOsRouted: r.st.moRouted.Load(), MOsUnknown: r.st.moUnknown.Load(), Queued: r.st.queued.Load(),
 		QueueFull: r.st.queueFull.Load(), QueueDelivered: r.st.queueDelivered.Load(), UpstreamFailures: r.st.upFail.Load(),
+		ForeignMessageIDs: r.st.foreignIDs.Load(),
 	}
 }
 
@@ -920,9 +925,24 @@ func (e *esme) ServePDU(s *smpp.Session, p *smpp.PDU) {
 	case id == smpp.SubmitSM || id == smpp.DataSM || id == smpp.SubmitMulti:
 		e.submit(p)
 	default: // query_sm, cancel_sm, replace_sm
+		// Pooled: the message's own upstream when the correlator knows it (messages that asked
+		// for a receipt), else the default route. A message_id known only as another
+		// account's message is refused: one bank must not query, cancel or replace another's
+		// messages over the shared binds. Pass-through: the paired session (the SMSC decides).
 		route := ""
-		if o, ok := e.r.corr.lookup(p.CString(smpp.FieldMessageID)); ok {
-			route = "@" + o.upstream
+		e.mu.Lock()
+		a := e.acct
+		e.mu.Unlock()
+		if a != nil && a.Mode == Pooled {
+			o, mine, other := e.r.corr.lookupFor(a.SystemID, p.CString(smpp.FieldMessageID))
+			switch {
+			case mine:
+				route = "@" + o.upstream
+			case other:
+				e.r.st.foreignIDs.Add(1)
+				s.Respond(p, smpp.StatusInvMsgID, "")
+				return
+			}
 		}
 		e.forward(p, route, kindForward, time.Time{})
 	}
