@@ -58,22 +58,8 @@ func newCapacityEnv(t *testing.T, fc fakesmsc.Config, sess, upSess smpp.Config, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start(ctx)
-	srv := r.Server(sess, maxConns)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-		defer c()
-		srv.Shutdown(sctx)
-		r.Close(sctx)
-		<-done
-	})
-	e := &capacityEnv{smsc: smsc, relay: r, addr: ln.Addr().String()}
+	addr := serveRelay(t, ctx, r, sess, maxConns)
+	e := &capacityEnv{smsc: smsc, relay: r, addr: addr}
 	e.waitLinks(t)
 	return e
 }

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -27,22 +26,8 @@ func ptEnv(t *testing.T) (*holdSMSC, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start(ctx)
-	srv := r.Server(sess, 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		srv.Shutdown(sctx)
-		r.Close(sctx)
-		<-done
-	})
-	return smsc, ln.Addr().String()
+	addr := serveRelay(t, ctx, r, sess, 0)
+	return smsc, addr
 }
 
 // Pass-through: the SMSC unbinds the ESME's upstream session with requests in flight. Each

@@ -58,22 +58,8 @@ func newEnv(t *testing.T, fc fakesmsc.Config, mutate func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start(ctx)
-	srv := r.Server(sess, 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		srv.Shutdown(sctx)
-		r.Close(sctx)
-		<-done
-	})
-	e := &env{t: t, smsc: smsc, relay: r, addr: ln.Addr().String(), binds: max(cfg.Upstreams[0].Binds, 1)}
+	addr := serveRelay(t, ctx, r, sess, 0)
+	e := &env{t: t, smsc: smsc, relay: r, addr: addr, binds: max(cfg.Upstreams[0].Binds, 1)}
 	e.waitLinks()
 	return e
 }
@@ -486,4 +472,25 @@ func TestCorrelatorHexDecimal(t *testing.T) {
 			t.Errorf("lookup(%q) = %q %v, want %q", tc.id, got.account, ok, tc.want)
 		}
 	}
+}
+
+// serveRelay starts r and serves ESMEs on a 127.0.0.1 port; cleanup shuts both down.
+func serveRelay(t testing.TB, ctx context.Context, r *Relay, sess smpp.Config, maxConns int) string {
+	t.Helper()
+	r.Start(ctx)
+	srv := r.Server(sess, maxConns)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		srv.Shutdown(sctx)
+		r.Close(sctx)
+		<-done
+	})
+	return ln.Addr().String()
 }

@@ -172,27 +172,13 @@ func stallEnv(t *testing.T) (*holdSMSC, *Relay, string, smpp.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start(ctx)
-	srv := r.Server(esmeSess, 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		srv.Shutdown(sctx)
-		r.Close(sctx)
-		<-done
-	})
+	addr := serveRelay(t, ctx, r, esmeSess, 0)
 	select {
 	case <-smsc.bound:
 	case <-time.After(5 * time.Second):
 		t.Fatal("pooled link did not bind")
 	}
-	return smsc, r, ln.Addr().String(), esmeSess
+	return smsc, r, addr, esmeSess
 }
 
 // stallESME binds a raw ESME as account "a" (transceiver) with a tiny receive buffer, and
