@@ -602,8 +602,7 @@ type accountState struct {
 	// draining: sessions Reload is about to unbind (account removed, or its mode or
 	// pass-through upstream changed). They admit no new submits, get no new deliver_sm, and
 	// are unbound once their requests in flight are answered (see Relay.unbindAccount).
-	draining  map[*esme]struct{}
-	ndraining atomic.Int32 // len(draining), read without the lock on the delivery path
+	draining map[*esme]struct{}
 }
 
 func (r *Relay) state(account string) *accountState {
@@ -630,7 +629,7 @@ func (r *Relay) Sessions(account string) []*smpp.Session {
 }
 
 // receiver returns a bound receiver of the account with window room (or any bound receiver
-// when wait is true), round robin.
+// when wait is true), round robin, leaving out sessions being drained for an unbind.
 func (st *accountState) receiver(wait bool) *esme {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -641,6 +640,11 @@ func (st *accountState) receiver(wait bool) *esme {
 		e := st.sessions[st.rr%n]
 		if !e.s.State().CanReceive() {
 			continue
+		}
+		if len(st.draining) > 0 {
+			if _, draining := st.draining[e]; draining {
+				continue
+			}
 		}
 		if ours, _ := e.s.InFlight(); ours < e.s.Config().Window {
 			return e
@@ -744,7 +748,7 @@ func (r *Relay) deliver(account string, up *smpp.Session, p *smpp.PDU) {
 	orig := p.Seq()
 	if r.store.Len(account) == 0 {
 		for range 2 {
-			e := st.liveReceiver(false)
+			e := st.receiver(false)
 			if e == nil {
 				break
 			}
@@ -800,7 +804,7 @@ func (r *Relay) drain(account string, st *accountState) {
 			if !ok {
 				break
 			}
-			e := st.liveReceiver(true)
+			e := st.receiver(true)
 			if e == nil {
 				break // woken again when a receiver binds
 			}
@@ -1194,7 +1198,6 @@ func (e *esme) closed() {
 		}
 		if _, ok := st.draining[e]; ok {
 			delete(st.draining, e)
-			st.ndraining.Store(int32(len(st.draining)))
 		}
 		st.mu.Unlock()
 	}

@@ -212,7 +212,6 @@ func (st *accountState) markDraining(e *esme) {
 		st.draining = map[*esme]struct{}{}
 	}
 	st.draining[e] = struct{}{}
-	st.ndraining.Store(int32(len(st.draining)))
 }
 
 func (r *Relay) drainTimeout() time.Duration {
@@ -258,34 +257,6 @@ wait:
 	if err := e.s.Unbind(ctx); err != nil {
 		r.log.Info("relay: unbind of a removed or changed account's session", zap.String("system_id", e.s.SystemID()), zap.Error(err))
 	}
-}
-
-// liveReceiver is accountState.receiver without the sessions being drained for an unbind.
-func (st *accountState) liveReceiver(wait bool) *esme {
-	if st.ndraining.Load() == 0 {
-		return st.receiver(wait)
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	n := len(st.sessions)
-	var any *esme
-	for range n {
-		st.rr++
-		e := st.sessions[st.rr%n]
-		if _, draining := st.draining[e]; draining || !e.s.State().CanReceive() {
-			continue
-		}
-		if ours, _ := e.s.InFlight(); ours < e.s.Config().Window {
-			return e
-		}
-		if any == nil {
-			any = e
-		}
-	}
-	if wait {
-		return any
-	}
-	return nil
 }
 
 // tpsLimit returns a session limiter's limit and burst for an account's tps (0: unlimited).
