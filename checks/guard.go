@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
@@ -120,25 +119,18 @@ func errorKinds() [numErrorKinds]struct {
 	}
 }
 
-// entry is a cached answer: a result or an error, with its expiry on the Guard's clock.
-type entry struct {
-	res     Result
-	err     error
-	expires time.Time
-}
-
 // Guard wraps a Provider with a cache per signal, singleflight, a concurrency bound, a
 // per-call timeout and a circuit breaker. *Guard implements Provider. The caches are
-// size-bounded LRUs whose entries carry their own expiry, checked on the Guard's clock at
-// look-up (no sweeper goroutine: a Guard needs no Close).
+// size-bounded, sharded LRUs (lruCache) whose entries carry their own expiry, checked on the
+// Guard's clock at look-up (no sweeper goroutine: a Guard needs no Close).
 type Guard struct {
 	p      Provider
 	cfg    GuardConfig
 	log    *zap.Logger
 	now    func() time.Time
-	caches map[Signal]*lru.Cache[cacheKey, entry] // fixed after NewGuard; nil entry = no caching
-	ttls   map[Signal]time.Duration
-	errs   *lru.Cache[cacheKey, entry] // nil = errors not cached
+	caches [numSignals]*lruCache // by signalIndex, fixed after NewGuard; nil = no caching
+	ttls   [numSignals]time.Duration
+	errs   *lruCache // nil = errors not cached
 	sf     singleflight.Group
 	br     breaker
 
@@ -175,18 +167,17 @@ func NewGuard(p Provider, cfg GuardConfig, log *zap.Logger) *Guard {
 	}
 	g := &Guard{
 		p: p, cfg: cfg, log: log, now: cfg.Now,
-		caches: map[Signal]*lru.Cache[cacheKey, entry]{},
-		ttls:   map[Signal]time.Duration{},
-		br:     breaker{threshold: cfg.BreakerFailures, openFor: cfg.BreakerOpenFor},
+		br: breaker{threshold: cfg.BreakerFailures, openFor: cfg.BreakerOpenFor},
 	}
 	for _, s := range AllSignals() {
 		ttl := cfg.TTL[s]
 		if ttl == 0 {
 			ttl = DefaultTTL(s)
 		}
-		g.ttls[s] = ttl
+		i := signalIndex(s)
+		g.ttls[i] = ttl
 		if ttl > 0 {
-			g.caches[s] = mustLRU(cfg.CacheSize)
+			g.caches[i] = mustLRU(cfg.CacheSize)
 		}
 	}
 	if cfg.ErrorTTL > 0 {
@@ -205,7 +196,7 @@ func (g *Guard) Name() string { return g.p.Name() }
 // both ErrUnavailable and ctx.Err(), and the call's answer is still cached.
 func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
 	key := keyOf(q)
-	if e, ok := g.cached(q.Signal, key); ok {
+	if e, ok := g.cached(q.Signal, key, g.now()); ok {
 		g.hits.Add(1)
 		return hit(e)
 	}
@@ -235,7 +226,7 @@ func (g *Guard) Check(ctx context.Context, q Query) (Result, error) {
 // Cached answers q from the cache alone: ok is false on a miss, and nothing is called. The
 // interceptor uses it to decide fully cached OTPs without a goroutine.
 func (g *Guard) Cached(q Query) (res Result, err error, ok bool) {
-	e, ok := g.cached(q.Signal, keyOf(q))
+	e, ok := g.cached(q.Signal, keyOf(q), g.now())
 	if !ok {
 		return Result{}, nil, false
 	}
@@ -244,13 +235,35 @@ func (g *Guard) Cached(q Query) (res Result, err error, ok bool) {
 	return res, err, true
 }
 
+// Now reads the Guard's clock (GuardConfig.Now), for PeekAt.
+func (g *Guard) Now() time.Time { return g.now() }
+
+// PeekAt is Cached for a caller that reads the Guard's clock once (Now) for several queries
+// of one decision: entries expire as of now. It copies nothing: the Result's LastChange,
+// StatusAt, Forwardings and CountryName are the cache's own, which the caller must not
+// modify (Cached returns copies).
+func (g *Guard) PeekAt(q Query, now time.Time) (res Result, err error, ok bool) {
+	e, ok := g.cached(q.Signal, keyOf(q), now)
+	if !ok {
+		return Result{}, nil, false
+	}
+	g.hits.Add(1)
+	if e.cerr != nil {
+		return Result{}, e.cerr, true
+	}
+	res = e.res
+	res.Cached = true
+	res.Latency = 0
+	return res, nil, true
+}
+
 // timeoutGrace is how long past the call timeout a waiter waits for a provider that does
 // not honour its context.
 const timeoutGrace = 100 * time.Millisecond
 
-func hit(e entry) (Result, error) {
-	if e.err != nil {
-		return Result{}, cachedError{e.err}
+func hit(e *cacheEntry) (Result, error) {
+	if e.cerr != nil {
+		return Result{}, e.cerr
 	}
 	r := e.res.Clone()
 	r.Cached = true
@@ -283,36 +296,60 @@ func (k cacheKey) String() string {
 	return s
 }
 
-func mustLRU(size int) *lru.Cache[cacheKey, entry] {
-	c, err := lru.New[cacheKey, entry](size)
+func mustLRU(size int) *lruCache {
+	c, err := newLRUCache(size)
 	if err != nil { // only for size <= 0, which NewGuard rules out
-		panic(fmt.Sprintf("checks: cache of size %d: %v", size, err))
+		panic(err.Error())
 	}
 	return c
 }
 
-// cached looks key up in the signal's cache, then in the error cache, on the Guard's clock.
-// An expired entry is removed.
-func (g *Guard) cached(s Signal, key cacheKey) (entry, bool) {
-	now := g.now()
-	for _, c := range [2]*lru.Cache[cacheKey, entry]{g.caches[s], g.errs} {
-		if c == nil {
-			continue
-		}
-		if e, ok := c.Get(key); ok {
-			if now.Before(e.expires) {
-				return e, true
-			}
-			c.Remove(key)
+// numSignals is the number of known signals (AllSignals), which have a cache each.
+const numSignals = 4
+
+// signalIndex is s's index in Guard.caches and Guard.ttls, -1 for an unknown signal.
+func signalIndex(s Signal) int {
+	switch s {
+	case SimSwap:
+		return 0
+	case CallForwarding:
+		return 1
+	case DeviceSwap:
+		return 2
+	case Roaming:
+		return 3
+	}
+	return -1
+}
+
+// signalCache is s's cache, nil when s is not cached.
+func (g *Guard) signalCache(s Signal) *lruCache {
+	if i := signalIndex(s); i >= 0 {
+		return g.caches[i]
+	}
+	return nil
+}
+
+// cached looks key up in the signal's cache, then in the error cache, as of now on the
+// Guard's clock. An expired entry is removed.
+func (g *Guard) cached(s Signal, key cacheKey, now time.Time) (*cacheEntry, bool) {
+	if c := g.signalCache(s); c != nil {
+		if e, ok := c.get(key, now); ok {
+			return e, true
 		}
 	}
-	return entry{}, false
+	if g.errs != nil {
+		if e, ok := g.errs.get(key, now); ok {
+			return e, true
+		}
+	}
+	return nil, false
 }
 
 // call is the singleflight leader's work: one provider call, its accounting and caching.
 func (g *Guard) call(ctx context.Context, q Query, key cacheKey) (res Result, err error) {
 	// An earlier leader for this key may have finished between our miss and now.
-	if e, ok := g.cached(q.Signal, key); ok {
+	if e, ok := g.cached(q.Signal, key, g.now()); ok {
 		return hit(e)
 	}
 	if n := g.inflight.Add(1); n > int64(g.cfg.MaxConcurrent) {
@@ -413,15 +450,23 @@ func (g *Guard) store(s Signal, key cacheKey, res Result, err error) {
 	now := g.now()
 	switch {
 	case err == nil || errors.Is(err, ErrUnknownNumber):
-		if c := g.caches[s]; c != nil {
-			c.Add(key, entry{res: res.Clone(), err: err, expires: now.Add(g.ttls[s])})
+		if c := g.signalCache(s); c != nil {
+			c.add(key, newCacheEntry(res.Clone(), err, now.Add(g.ttls[signalIndex(s)])))
 		}
 	case errors.Is(err, ErrSaturated), errors.Is(err, ErrBreakerOpen):
 	default:
 		if g.errs != nil {
-			g.errs.Add(key, entry{err: err, expires: now.Add(g.cfg.ErrorTTL)})
+			g.errs.add(key, newCacheEntry(Result{}, err, now.Add(g.cfg.ErrorTTL)))
 		}
 	}
+}
+
+func newCacheEntry(res Result, err error, expires time.Time) *cacheEntry {
+	e := &cacheEntry{res: res, err: err, expires: expires}
+	if err != nil {
+		e.cerr = cachedError{err}
+	}
+	return e
 }
 
 func (g *Guard) breakerErr() error {
