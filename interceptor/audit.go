@@ -43,10 +43,11 @@ type AuditFunc func(AuditRecord)
 // Record calls f.
 func (f AuditFunc) Record(r AuditRecord) { f(r) }
 
-func (ic *Interceptor) auditRecord(p *Policy, m *Message, now time.Time) AuditRecord {
+// auditRecord is m's record; masked is its destination as Mask hides it.
+func (ic *Interceptor) auditRecord(m *Message, masked string, now time.Time) AuditRecord {
 	r := AuditRecord{
-		Time: now.UTC(), Account: m.Account, Destination: Mask(m.Dest, ic.cfg.MaskKeep), Source: m.Source,
-		Command: m.Command.String(), Rule: m.Rule, Signals: m.Signals, Action: m.Decision.Action, Route: m.Decision.Route,
+		Time: now.UTC(), Account: m.Account, Destination: masked, Source: m.Source,
+		Command: ic.commandName(m.Command), Rule: m.Rule, Signals: m.Signals, Action: m.Decision.Action, Route: m.Decision.Route,
 		Reason: m.Decision.Reason, Shadow: m.Decision.Shadow, CorrelationID: m.CorrelationID,
 	}
 	if !m.Received.IsZero() {

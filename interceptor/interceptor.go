@@ -82,10 +82,9 @@ type Interceptor struct {
 	chain                                  Handler
 	reasm                                  *Reassembler
 	sem                                    chan struct{}
-	mu                                     sync.Mutex
-	actions                                map[Action]uint64
-	rules                                  map[string]uint64
-	causes                                 map[causeKey]uint64
+	peekers                                map[*Policy][]cachePeeker // per policy, its checks' providers' caches
+	submitNames                            [3]string                 // command names of submit_sm, data_sm, submit_multi
+	decisions                              sync.Map                  // decisionKey → *atomic.Uint64
 	seen, otps, pending, saturated, panics atomic.Uint64
 }
 
@@ -141,8 +140,11 @@ func New(cfg Config) (*Interceptor, error) {
 			p.OnSaturated = SaturatedThrottle
 		}
 	}
-	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), actions: map[Action]uint64{},
-		rules: map[string]uint64{}, causes: map[causeKey]uint64{}}
+	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), peekers: map[*Policy][]cachePeeker{},
+		submitNames: [3]string{smpp.SubmitSM.String(), smpp.DataSM.String(), smpp.SubmitMulti.String()}}
+	for _, p := range all {
+		ic.peekers[p] = peekersOf(p, cfg.Providers)
+	}
 	var h Handler = HandlerFunc(func(context.Context, *Message) error { return nil })
 	steps := ic.chainOrder()
 	for i := len(steps) - 1; i >= 0; i-- {
@@ -171,20 +173,17 @@ func (ic *Interceptor) Close() {
 
 // Stats returns the counters.
 func (ic *Interceptor) Stats() Stats {
-	ic.mu.Lock()
-	by := make(map[Action]uint64, len(ic.actions))
-	for k, v := range ic.actions {
-		by[k] = v
-	}
-	rules := make(map[string]uint64, len(ic.rules))
-	for k, v := range ic.rules {
-		rules[k] = v
-	}
-	causes := make(map[string]uint64, len(ic.causes))
-	for k, v := range ic.causes {
-		causes[string(k.action)+"|"+k.cause] = v
-	}
-	ic.mu.Unlock()
+	by, rules, causes := map[Action]uint64{}, map[string]uint64{}, map[string]uint64{}
+	ic.decisions.Range(func(k, v any) bool {
+		dk, n := k.(decisionKey), v.(*atomic.Uint64).Load()
+		if n == 0 {
+			return true
+		}
+		by[dk.action] += n
+		rules[dk.rule] += n
+		causes[string(dk.action)+"|"+dk.cause] += n
+		return true
+	})
 	return Stats{Seen: ic.seen.Load(), OTPs: ic.otps.Load(), Pending: ic.pending.Load(), Saturated: ic.saturated.Load(), Panics: ic.panics.Load(),
 		ByAction: by, ByRule: rules, ByCause: causes}
 }
@@ -245,27 +244,77 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 	if m.Command == smpp.SubmitMulti {
 		return false
 	}
+	peekers := ic.peekers[p]
+	if len(peekers) != len(p.Checks) {
+		return false // a check's provider has no cache
+	}
 	msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
 	if err != nil {
 		return false
 	}
-	sigs := make([]SignalOutcome, len(p.Checks))
+	// The signals are gathered on the stack (policies have at most a few checks) and copied
+	// out once all hit, so a miss allocates nothing.
+	var buf [4]SignalOutcome
+	sigs := buf[:0]
 	now := ic.cfg.Now() // one clock read for the whole decision
+	var (
+		guard    guardPeeker // the provider whose clock was read, and the reading
+		guardNow time.Time
+	)
 	for i, c := range p.Checks {
-		cp, ok := ic.cfg.Providers[c.Provider].(checks.CachePeeker)
-		if !ok {
-			return false
+		q := checks.Query{MSISDN: msisdn, Signal: c.Signal, MaxAge: c.MaxAge}
+		var (
+			res checks.Result
+			hit bool
+		)
+		if g := peekers[i].guard; g != nil {
+			if g != guard { // one reading of each Guard's clock per decision
+				guard, guardNow = g, g.Now()
+			}
+			res, err, hit = g.PeekAt(q, guardNow)
+		} else {
+			res, err, hit = peekers[i].cache.Cached(q)
 		}
-		res, err, hit := cp.Cached(checks.Query{MSISDN: msisdn, Signal: c.Signal, MaxAge: c.MaxAge})
 		if !hit {
 			return false
 		}
-		sigs[i] = ic.outcome(c, m, res, err, 0, now)
+		sigs = append(sigs, ic.outcome(c, m, res, err, 0, now))
 	}
-	m.MSISDN, m.Signals = msisdn, sigs
+	m.MSISDN, m.Signals = msisdn, append([]SignalOutcome(nil), sigs...)
 	m.Decision = Decide(p, sigs)
 	ic.recordAt(p, m, now)
 	return true
+}
+
+// guardPeeker is a provider that answers from its cache on one reading of its clock for all
+// of a decision's checks, without copying (checks.Guard). The results are only read.
+type guardPeeker interface {
+	Now() time.Time
+	PeekAt(q checks.Query, now time.Time) (checks.Result, error, bool)
+}
+
+// cachePeeker is how decideFromCache asks a check's provider: guard when it is a
+// guardPeeker, else cache.
+type cachePeeker struct {
+	guard guardPeeker
+	cache checks.CachePeeker
+}
+
+// peekersOf resolves the cache of each of p's checks' providers, once; nil when one of
+// them has none (its OTPs are always looked up).
+func peekersOf(p *Policy, providers map[string]checks.Provider) []cachePeeker {
+	out := make([]cachePeeker, len(p.Checks))
+	for i, c := range p.Checks {
+		switch prov := providers[c.Provider].(type) {
+		case guardPeeker:
+			out[i].guard = prov
+		case checks.CachePeeker:
+			out[i].cache = prov
+		default:
+			return nil
+		}
+	}
+	return out
 }
 
 func (ic *Interceptor) classify(p *Policy, m *Message) bool {
@@ -401,26 +450,50 @@ func (ic *Interceptor) recordAt(p *Policy, m *Message, now time.Time) {
 	if p.Shadow {
 		m.Decision.Shadow = true
 	}
-	ic.mu.Lock()
-	ic.actions[m.Decision.Action]++
-	ic.rules[m.Rule]++
-	ic.causes[causeKey{m.Decision.Action, m.Decision.Cause}]++
-	ic.mu.Unlock()
-	if ic.cfg.Audit != nil {
-		ic.cfg.Audit.Record(ic.auditRecord(p, m, now))
+	ic.count(decisionKey{m.Decision.Action, m.Rule, m.Decision.Cause})
+	ce := ic.log.Check(zap.InfoLevel, "interceptor: OTP decision")
+	var masked string
+	if ic.cfg.Audit != nil || ce != nil {
+		masked = Mask(m.Dest, ic.cfg.MaskKeep)
 	}
-	if ce := ic.log.Check(zap.InfoLevel, "interceptor: OTP decision"); ce != nil {
-		ce.Write(zap.String("account", m.Account), zap.String("destination", Mask(m.Dest, ic.cfg.MaskKeep)),
+	if ic.cfg.Audit != nil {
+		ic.cfg.Audit.Record(ic.auditRecord(m, masked, now))
+	}
+	if ce != nil {
+		ce.Write(zap.String("account", m.Account), zap.String("destination", masked),
 			zap.String("rule", m.Rule), zap.String("action", string(m.Decision.Action)), zap.Bool("shadow", m.Decision.Shadow),
 			zap.String("reason", m.Decision.Reason), zap.String("correlation_id", m.CorrelationID))
 	}
 }
 
-// causeKey counts decisions by action and cause (Stats.ByCause "action|cause"); a struct,
-// so that counting builds no string.
-type causeKey struct {
+// decisionKey counts decisions by action, rule and cause, from which Stats sums ByAction,
+// ByRule and ByCause ("action|cause"); a struct, so that counting builds no string.
+type decisionKey struct {
 	action Action
+	rule   string
 	cause  string
+}
+
+// count adds one decision; lock-free once the key was seen.
+func (ic *Interceptor) count(k decisionKey) {
+	v, ok := ic.decisions.Load(k)
+	if !ok {
+		v, _ = ic.decisions.LoadOrStore(k, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+// commandName is c.String(), without its map look-up for the submit commands.
+func (ic *Interceptor) commandName(c smpp.CommandID) string {
+	switch c {
+	case smpp.SubmitSM:
+		return ic.submitNames[0]
+	case smpp.DataSM:
+		return ic.submitNames[1]
+	case smpp.SubmitMulti:
+		return ic.submitNames[2]
+	}
+	return c.String()
 }
 
 type policyKey struct{}
@@ -727,9 +800,23 @@ func newCorrelationID() string {
 // Mask hides all but the last keep characters of a number: "+447700900123" → "*********0123".
 func Mask(s string, keep int) string {
 	if len(s) <= keep {
-		return strings.Repeat("*", len(s))
+		return stars(len(s))
 	}
-	return strings.Repeat("*", len(s)-keep) + s[len(s)-keep:]
+	n := len(s) - keep
+	if keep == 0 {
+		return stars(n)
+	}
+	return stars(n) + s[n:]
+}
+
+// maskStars is sliced for masks of up to its length, so masking allocates at most the result.
+const maskStars = "********************************"
+
+func stars(n int) string {
+	if n <= len(maskStars) {
+		return maskStars[:n]
+	}
+	return strings.Repeat("*", n)
 }
 
 // Check runs an account's checks for a number as if an OTP were sent to it now, and returns

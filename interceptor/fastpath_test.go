@@ -1,0 +1,135 @@
+package interceptor
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/smppguard/smppguard/checks"
+)
+
+func TestMaskLongAndShort(t *testing.T) {
+	long := strings.Repeat("1234567890", 5)
+	for _, tc := range []struct {
+		in   string
+		keep int
+		want string
+	}{
+		{long, 0, strings.Repeat("*", 50)},
+		{long, 4, strings.Repeat("*", 46) + "7890"},
+		{long, 50, strings.Repeat("*", 50)},
+		{"+447700900123", 13, "*************"},
+		{"+447700900123", 12, "*447700900123"},
+		{"+447700900123", 1, "************3"},
+	} {
+		if got := Mask(tc.in, tc.keep); got != tc.want {
+			t.Errorf("Mask(%q, %d) = %q, want %q", tc.in, tc.keep, got, tc.want)
+		}
+	}
+}
+
+// peekOnly is a provider with a cache that is not a checks.Guard: only checks.CachePeeker.
+type peekOnly struct{ g *checks.Guard }
+
+func (p peekOnly) Name() string { return p.g.Name() }
+func (p peekOnly) Check(ctx context.Context, q checks.Query) (checks.Result, error) {
+	return p.g.Check(ctx, q)
+}
+func (p peekOnly) Cached(q checks.Query) (checks.Result, error, bool) { return p.g.Cached(q) }
+
+// countingClock counts its readings.
+type countingClock struct{ n atomic.Int64 }
+
+func (c *countingClock) Now() time.Time { c.n.Add(1); return time.Now() }
+
+// The decision taken from the cache is the one the look-up chain took, and so is its audit
+// record, but for what tells a cached answer (cached, age, latency, correlation ids, time);
+// each Guard's clock is read once per decision; a provider without a cache is never peeked.
+func TestCachedFastPathMatchesChain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(g *checks.Guard) checks.Provider
+		fast bool
+	}{
+		{"guard", func(g *checks.Guard) checks.Provider { return g }, true},
+		{"cache peeker", func(g *checks.Guard) checks.Provider { return peekOnly{g} }, true},
+		{"no cache", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prov := &scripted{swapped: map[string]bool{"+447700900001": true}, fwd: map[string]bool{"+447700900001": true, "+447700900002": true}}
+			clk := &countingClock{}
+			g := checks.NewGuard(prov, checks.GuardConfig{Now: clk.Now}, nil)
+			ic, audit := newTestInterceptor(t, prov, func(_ *Policy, c *Config) {
+				if tc.wrap != nil {
+					c.Providers = map[string]checks.Provider{"op": tc.wrap(g)}
+				}
+			})
+			for _, dest := range []string{"447700900001", "447700900002", "447700900003"} {
+				first, pending := submit(t, ic, smFrame(t, dest, 0, []byte("Your OTP is 1234")))
+				if !pending {
+					t.Fatalf("%s: first OTP decided at once", dest)
+				}
+				clk.n.Store(0)
+				calls := prov.calls.Load()
+				second, pending := submit(t, ic, smFrame(t, dest, 0, []byte("Your OTP is 5678")))
+				if pending == tc.fast {
+					t.Fatalf("%s: second OTP pending %v", dest, pending)
+				}
+				if !tc.fast {
+					continue
+				}
+				if prov.calls.Load() != calls {
+					t.Fatalf("%s: provider called", dest)
+				}
+				if tc.name == "guard" && clk.n.Load() != 1 {
+					t.Fatalf("%s: Guard clock read %d times for one decision", dest, clk.n.Load())
+				}
+				if first.Decision != second.Decision || first.MSISDN != second.MSISDN || len(first.Signals) != len(second.Signals) {
+					t.Fatalf("%s: chain %s %+v, cache %s %+v", dest, first.MSISDN, first.Decision, second.MSISDN, second.Decision)
+				}
+				for i := range first.Signals {
+					a, b := first.Signals[i], second.Signals[i]
+					if !b.Cached || b.Latency != 0 || b.CorrelationID != first.CorrelationID {
+						t.Fatalf("%s: cached signal %+v (first correlation id %s)", dest, b, first.CorrelationID)
+					}
+					a.Cached, a.Age, a.Latency, a.CorrelationID = b.Cached, b.Age, b.Latency, b.CorrelationID
+					if a != b {
+						t.Fatalf("%s: signal %d: chain %+v, cache %+v", dest, i, a, b)
+					}
+				}
+				recs := audit.all()
+				ra, rb := recs[len(recs)-2], recs[len(recs)-1]
+				if rb.Destination != "********"+dest[len(dest)-4:] || rb.Command != "submit_sm" {
+					t.Fatalf("%s: record %+v", dest, rb)
+				}
+				ra.Time, ra.DecisionTime, ra.CorrelationID, ra.Signals = rb.Time, rb.DecisionTime, rb.CorrelationID, rb.Signals
+				if !equalRecords(ra, rb) {
+					t.Fatalf("%s: records differ:\n%+v\n%+v", dest, ra, rb)
+				}
+			}
+			st := ic.Stats()
+			if st.ByAction[ActionReject]+st.ByAction[ActionReroute]+st.ByAction[ActionAllow] != 6 || st.ByRule[anyKey(st.ByRule)] != 6 {
+				t.Fatalf("stats %+v", st)
+			}
+			if tc.fast && (st.ByAction[ActionReject] != 2 || st.ByAction[ActionReroute] != 2 || st.ByCause["reject|sim_swap:risky"] != 2 || st.ByCause["allow|none"] != 2) {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func anyKey(m map[string]uint64) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+func equalRecords(a, b AuditRecord) bool {
+	a.Signals, b.Signals = nil, nil
+	return a.Time.Equal(b.Time) && a.Account == b.Account && a.Destination == b.Destination && a.Source == b.Source &&
+		a.Command == b.Command && a.Rule == b.Rule && a.Parts == b.Parts && a.Action == b.Action && a.Status == b.Status &&
+		a.Route == b.Route && a.Reason == b.Reason && a.Shadow == b.Shadow && a.CorrelationID == b.CorrelationID
+}
