@@ -197,3 +197,12 @@ func TestGuardPeekAt(t *testing.T) {
 		t.Fatal("expired entry not removed")
 	}
 }
+
+func TestGuardWallClock(t *testing.T) {
+	if !NewGuard(&fakeProvider{}, GuardConfig{}, nil).WallClock() {
+		t.Error("default clock is not the wall clock")
+	}
+	if NewGuard(&fakeProvider{}, GuardConfig{Now: newClock().Now}, nil).WallClock() {
+		t.Error("configured clock taken for the wall clock")
+	}
+}

@@ -128,6 +128,7 @@ type Guard struct {
 	cfg    GuardConfig
 	log    *zap.Logger
 	now    func() time.Time
+	wall   bool                  // now is time.Now (GuardConfig.Now was nil)
 	caches [numSignals]*lruCache // by signalIndex, fixed after NewGuard; nil = no caching
 	ttls   [numSignals]time.Duration
 	errs   *lruCache // nil = errors not cached
@@ -162,11 +163,12 @@ func NewGuard(p Provider, cfg GuardConfig, log *zap.Logger) *Guard {
 	if cfg.BreakerOpenFor <= 0 {
 		cfg.BreakerOpenFor = DefaultBreakerOpenFor
 	}
+	wall := cfg.Now == nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	g := &Guard{
-		p: p, cfg: cfg, log: log, now: cfg.Now,
+		p: p, cfg: cfg, log: log, now: cfg.Now, wall: wall,
 		br: breaker{threshold: cfg.BreakerFailures, openFor: cfg.BreakerOpenFor},
 	}
 	for _, s := range AllSignals() {
@@ -237,6 +239,10 @@ func (g *Guard) Cached(q Query) (res Result, err error, ok bool) {
 
 // Now reads the Guard's clock (GuardConfig.Now), for PeekAt.
 func (g *Guard) Now() time.Time { return g.now() }
+
+// WallClock reports whether the Guard's clock is time.Now (GuardConfig.Now left nil): a
+// caller on time.Now too may pass PeekAt its own reading instead of calling Now.
+func (g *Guard) WallClock() bool { return g.wall }
 
 // PeekAt is Cached for a caller that reads the Guard's clock once (Now) for several queries
 // of one decision: entries expire as of now. It copies nothing: the Result's LastChange,

@@ -133,3 +133,23 @@ func equalRecords(a, b AuditRecord) bool {
 		a.Command == b.Command && a.Rule == b.Rule && a.Parts == b.Parts && a.Action == b.Action && a.Status == b.Status &&
 		a.Route == b.Route && a.Reason == b.Reason && a.Shadow == b.Shadow && a.CorrelationID == b.CorrelationID
 }
+
+// A Guard on time.Now shares the decision's clock reading only with an interceptor on
+// time.Now.
+func TestPeekersShareWallClock(t *testing.T) {
+	prov := &scripted{}
+	wall := checks.NewGuard(prov, checks.GuardConfig{}, nil)
+	own := checks.NewGuard(prov, checks.GuardConfig{Now: time.Now}, nil)
+	p := &Policy{Checks: []CheckPolicy{{Signal: checks.SimSwap, Provider: "wall"}, {Signal: checks.Roaming, Provider: "own"}, {Signal: checks.CallForwarding, Provider: "peek"}}}
+	provs := map[string]checks.Provider{"wall": wall, "own": own, "peek": peekOnly{wall}}
+	got := peekersOf(p, provs, true)
+	if len(got) != 3 || !got[0].sameClock || got[1].sameClock || got[0].guard == nil || got[2].guard != nil || got[2].cache == nil {
+		t.Fatalf("wall-clock interceptor: %+v", got)
+	}
+	if got := peekersOf(p, provs, false); got[0].sameClock || got[1].sameClock {
+		t.Fatalf("interceptor with its own clock: %+v", got)
+	}
+	if got := peekersOf(p, map[string]checks.Provider{"wall": wall, "own": prov, "peek": wall}, true); got != nil {
+		t.Fatalf("a provider without a cache: %+v", got)
+	}
+}

@@ -108,6 +108,7 @@ func New(cfg Config) (*Interceptor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	wallClock := cfg.Now == nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -143,7 +144,7 @@ func New(cfg Config) (*Interceptor, error) {
 	ic := &Interceptor{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInFlight), peekers: map[*Policy][]cachePeeker{},
 		submitNames: [3]string{smpp.SubmitSM.String(), smpp.DataSM.String(), smpp.SubmitMulti.String()}}
 	for _, p := range all {
-		ic.peekers[p] = peekersOf(p, cfg.Providers)
+		ic.peekers[p] = peekersOf(p, cfg.Providers, wallClock)
 	}
 	var h Handler = HandlerFunc(func(context.Context, *Message) error { return nil })
 	steps := ic.chainOrder()
@@ -252,35 +253,47 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 	if err != nil {
 		return false
 	}
-	// The signals are gathered on the stack (policies have at most a few checks) and copied
-	// out once all hit, so a miss allocates nothing.
-	var buf [4]SignalOutcome
-	sigs := buf[:0]
+	// The answers are gathered on the stack (policies have a few checks) and turned into
+	// signals once all hit, so a miss allocates nothing.
+	type answer struct {
+		res checks.Result
+		err error
+	}
+	var buf [4]answer
+	answers := buf[:0]
 	now := ic.cfg.Now() // one clock read for the whole decision
 	var (
 		guard    guardPeeker // the provider whose clock was read, and the reading
 		guardNow time.Time
 	)
-	for i, c := range p.Checks {
+	for i := range p.Checks {
+		c := &p.Checks[i]
 		q := checks.Query{MSISDN: msisdn, Signal: c.Signal, MaxAge: c.MaxAge}
 		var (
-			res checks.Result
+			a   answer
 			hit bool
 		)
-		if g := peekers[i].guard; g != nil {
-			if g != guard { // one reading of each Guard's clock per decision
-				guard, guardNow = g, g.Now()
+		if pk := &peekers[i]; pk.guard != nil {
+			if pk.guard != guard { // one reading of each Guard's clock per decision
+				guard, guardNow = pk.guard, now
+				if !pk.sameClock {
+					guardNow = pk.guard.Now()
+				}
 			}
-			res, err, hit = g.PeekAt(q, guardNow)
+			a.res, a.err, hit = pk.guard.PeekAt(q, guardNow)
 		} else {
-			res, err, hit = peekers[i].cache.Cached(q)
+			a.res, a.err, hit = pk.cache.Cached(q)
 		}
 		if !hit {
 			return false
 		}
-		sigs = append(sigs, ic.outcome(c, m, res, err, 0, now))
+		answers = append(answers, a)
 	}
-	m.MSISDN, m.Signals = msisdn, append([]SignalOutcome(nil), sigs...)
+	sigs := make([]SignalOutcome, len(answers))
+	for i := range answers {
+		sigs[i] = ic.outcome(&p.Checks[i], m, &answers[i].res, answers[i].err, 0, now)
+	}
+	m.MSISDN, m.Signals = msisdn, sigs
 	m.Decision = Decide(p, sigs)
 	ic.recordAt(p, m, now)
 	return true
@@ -293,21 +306,31 @@ type guardPeeker interface {
 	PeekAt(q checks.Query, now time.Time) (checks.Result, error, bool)
 }
 
+// wallClocked is a provider whose clock is time.Now (checks.Guard without GuardConfig.Now).
+type wallClocked interface {
+	WallClock() bool
+}
+
 // cachePeeker is how decideFromCache asks a check's provider: guard when it is a
-// guardPeeker, else cache.
+// guardPeeker, else cache. sameClock: the guard's clock and the interceptor's are both
+// time.Now, so one reading serves both.
 type cachePeeker struct {
-	guard guardPeeker
-	cache checks.CachePeeker
+	guard     guardPeeker
+	cache     checks.CachePeeker
+	sameClock bool
 }
 
 // peekersOf resolves the cache of each of p's checks' providers, once; nil when one of
 // them has none (its OTPs are always looked up).
-func peekersOf(p *Policy, providers map[string]checks.Provider) []cachePeeker {
+func peekersOf(p *Policy, providers map[string]checks.Provider, wallClock bool) []cachePeeker {
 	out := make([]cachePeeker, len(p.Checks))
 	for i, c := range p.Checks {
 		switch prov := providers[c.Provider].(type) {
 		case guardPeeker:
 			out[i].guard = prov
+			if w, ok := prov.(wallClocked); ok && wallClock && w.WallClock() {
+				out[i].sameClock = true
+			}
 		case checks.CachePeeker:
 			out[i].cache = prov
 		default:
@@ -617,7 +640,7 @@ func outcomeOf(c CheckPolicy, so SignalOutcome) Outcome {
 func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) SignalOutcome {
 	start := time.Now()
 	res, err := ic.cfg.Providers[c.Provider].Check(ctx, checks.Query{MSISDN: m.MSISDN, Signal: c.Signal, MaxAge: c.MaxAge, CorrelationID: m.CorrelationID})
-	so := ic.outcome(c, m, res, err, time.Since(start), ic.cfg.Now())
+	so := ic.outcome(&c, m, &res, err, time.Since(start), ic.cfg.Now())
 	if ic.cfg.ObserveLookup != nil && !so.Cached {
 		ic.cfg.ObserveLookup(c.Provider, string(c.Signal), so.kind(), so.Latency)
 	}
@@ -638,7 +661,7 @@ func (so SignalOutcome) kind() string {
 }
 
 // outcome turns one provider answer into the signal the decision and the audit see.
-func (ic *Interceptor) outcome(c CheckPolicy, m *Message, res checks.Result, err error, latency time.Duration, now time.Time) SignalOutcome {
+func (ic *Interceptor) outcome(c *CheckPolicy, m *Message, res *checks.Result, err error, latency time.Duration, now time.Time) SignalOutcome {
 	so := SignalOutcome{Signal: string(c.Signal), Source: c.Provider, Latency: latency}
 	if err != nil {
 		// Name the call that answered when it is not this message's own: a cached answer,
@@ -728,11 +751,11 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 	var buf [4]string
 	reasons := buf[:0]
 	clean := 0
-	for i, c := range p.Checks {
+	for i := range p.Checks {
 		if i >= len(signals) {
 			break
 		}
-		so := signals[i]
+		c, so := &p.Checks[i], &signals[i]
 		var o Outcome
 		switch {
 		case so.Err != "":
