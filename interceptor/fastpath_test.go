@@ -3,6 +3,7 @@ package interceptor
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -151,5 +152,85 @@ func TestPeekersShareWallClock(t *testing.T) {
 	}
 	if got := peekersOf(p, map[string]checks.Provider{"wall": wall, "own": prov, "peek": wall}, true); got != nil {
 		t.Fatalf("a provider without a cache: %+v", got)
+	}
+}
+
+// The reasons and causes precomputed by New read exactly as the ones Decide formats, for
+// every outcome class, also when a detail differs from the precomputed one or an action
+// was changed after New.
+func TestDecidePrecomputedRiskyUnknownReasons(t *testing.T) {
+	checksOf := func() []CheckPolicy {
+		return []CheckPolicy{
+			{Signal: checks.SimSwap, Provider: "op", MaxAge: 72 * time.Hour, OnRisk: Outcome{Action: ActionReject}, OnUnknown: Outcome{Action: ActionFlag}, OnError: Outcome{Action: ActionAllow}},
+			{Signal: checks.CallForwarding, Provider: "op", OnRisk: Outcome{Action: ActionReroute, Route: "voice"}},
+			{Signal: checks.Roaming, Provider: "op", OnRisk: Outcome{Action: ActionFlag}, OnUnknown: Outcome{Action: ActionDrop}},
+		}
+	}
+	plain := &Policy{Name: "plain", Checks: checksOf()}
+	prepared := &Policy{Name: "prepared", Checks: checksOf()}
+	for i := range prepared.Checks {
+		prepared.Checks[i].prepare()
+	}
+	kinds := func(c CheckPolicy) []SignalOutcome {
+		var pc CheckPolicy = c
+		pc.prepare()
+		base := SignalOutcome{Signal: string(c.Signal), Source: c.Provider}
+		risky, riskyLater, unknown, failed, clean := base, base, base, base, base
+		risky.Risky, risky.Detail = true, pc.risky
+		riskyLater.Risky, riskyLater.Detail = true, pc.risky+" (last change 5h0m0s ago)"
+		unknown.unknown, unknown.Detail = true, unknownDetail
+		failed.Err = "checks: op: boom"
+		clean.Detail = pc.clean
+		return []SignalOutcome{risky, riskyLater, unknown, failed, clean}
+	}
+	a, b, c := kinds(plain.Checks[0]), kinds(plain.Checks[1]), kinds(plain.Checks[2])
+	n := 0
+	for _, sa := range a {
+		for _, sb := range b {
+			for _, sc := range c {
+				sigs := []SignalOutcome{sa, sb, sc}
+				want, got := Decide(plain, sigs), Decide(prepared, sigs)
+				if want != got {
+					t.Fatalf("signals %+v:\nformatted   %+v\nprecomputed %+v", sigs, want, got)
+				}
+				n++
+			}
+		}
+	}
+	// An action changed after New is not described by the precomputed reason.
+	prepared.Checks[0].OnRisk.Action, plain.Checks[0].OnRisk.Action = ActionDrop, ActionDrop
+	prepared.Checks[2].OnUnknown.Action, plain.Checks[2].OnUnknown.Action = ActionReject, ActionReject
+	sigs := []SignalOutcome{a[0], b[4], c[2]}
+	if want, got := Decide(plain, sigs), Decide(prepared, sigs); want != got || !strings.Contains(got.Reason, "sim_swap: SIM swapped within 72h: drop") {
+		t.Fatalf("after a change:\nformatted   %+v\nprecomputed %+v", want, got)
+	}
+	if n != 125 {
+		t.Fatal(n)
+	}
+}
+
+// Decisions counted from many goroutines at once add up in Stats.
+func TestStatsCountConcurrent(t *testing.T) {
+	ic, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ic.Close()
+	keys := []decisionKey{{ActionAllow, "r1", "none"}, {ActionReject, "r1", "sim_swap:risky"}, {ActionAllow, "r2", "none"}, {ActionFlag, "r2", "roaming:risky"}}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				ic.count(keys[(i+w)%len(keys)])
+			}
+		}()
+	}
+	wg.Wait()
+	st := ic.Stats()
+	if st.ByAction[ActionAllow] != 4000 || st.ByAction[ActionReject] != 2000 || st.ByAction[ActionFlag] != 2000 ||
+		st.ByRule["r1"] != 4000 || st.ByRule["r2"] != 4000 || st.ByCause["allow|none"] != 4000 || st.ByCause["flag|roaming:risky"] != 2000 {
+		t.Fatalf("stats %+v", st)
 	}
 }

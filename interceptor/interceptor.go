@@ -82,9 +82,10 @@ type Interceptor struct {
 	chain                                  Handler
 	reasm                                  *Reassembler
 	sem                                    chan struct{}
-	peekers                                map[*Policy][]cachePeeker // per policy, its checks' providers' caches
-	submitNames                            [3]string                 // command names of submit_sm, data_sm, submit_multi
-	decisions                              sync.Map                  // decisionKey → *atomic.Uint64
+	peekers                                map[*Policy][]cachePeeker                      // per policy, its checks' providers' caches
+	submitNames                            [3]string                                      // command names of submit_sm, data_sm, submit_multi
+	counters                               atomic.Pointer[map[decisionKey]*atomic.Uint64] // copied on write
+	countersMu                             sync.Mutex                                     // serialises writers of counters
 	seen, otps, pending, saturated, panics atomic.Uint64
 }
 
@@ -175,16 +176,14 @@ func (ic *Interceptor) Close() {
 // Stats returns the counters.
 func (ic *Interceptor) Stats() Stats {
 	by, rules, causes := map[Action]uint64{}, map[string]uint64{}, map[string]uint64{}
-	ic.decisions.Range(func(k, v any) bool {
-		dk, n := k.(decisionKey), v.(*atomic.Uint64).Load()
-		if n == 0 {
-			return true
+	if cs := ic.counters.Load(); cs != nil {
+		for k, v := range *cs {
+			n := v.Load()
+			by[k.action] += n
+			rules[k.rule] += n
+			causes[string(k.action)+"|"+k.cause] += n
 		}
-		by[dk.action] += n
-		rules[dk.rule] += n
-		causes[string(dk.action)+"|"+dk.cause] += n
-		return true
-	})
+	}
 	return Stats{Seen: ic.seen.Load(), OTPs: ic.otps.Load(), Pending: ic.pending.Load(), Saturated: ic.saturated.Load(), Panics: ic.panics.Load(),
 		ByAction: by, ByRule: rules, ByCause: causes}
 }
@@ -497,13 +496,35 @@ type decisionKey struct {
 	cause  string
 }
 
-// count adds one decision; lock-free once the key was seen.
+// count adds one decision: lock-free once the key was seen. The keys are few (actions ×
+// rules × causes), so a new one copies the map.
 func (ic *Interceptor) count(k decisionKey) {
-	v, ok := ic.decisions.Load(k)
-	if !ok {
-		v, _ = ic.decisions.LoadOrStore(k, new(atomic.Uint64))
+	if cs := ic.counters.Load(); cs != nil {
+		if c := (*cs)[k]; c != nil {
+			c.Add(1)
+			return
+		}
 	}
-	v.(*atomic.Uint64).Add(1)
+	ic.countersMu.Lock()
+	defer ic.countersMu.Unlock()
+	old := ic.counters.Load()
+	var next map[decisionKey]*atomic.Uint64
+	if old != nil {
+		if c := (*old)[k]; c != nil { // added meanwhile
+			c.Add(1)
+			return
+		}
+		next = make(map[decisionKey]*atomic.Uint64, len(*old)+1)
+		for kk, c := range *old {
+			next[kk] = c
+		}
+	} else {
+		next = map[decisionKey]*atomic.Uint64{}
+	}
+	c := new(atomic.Uint64)
+	c.Add(1)
+	next[k] = c
+	ic.counters.Store(&next)
 }
 
 // commandName is c.String(), without its map look-up for the submit commands.
@@ -647,6 +668,9 @@ func (ic *Interceptor) lookup(ctx context.Context, c CheckPolicy, m *Message) Si
 	return so
 }
 
+// unknownDetail is the detail of a signal whose number the carrier does not know.
+const unknownDetail = "number unknown to the carrier"
+
 // kind is the outcome class of a look-up: error, unknown, risky or clean.
 func (so SignalOutcome) kind() string {
 	switch {
@@ -671,7 +695,7 @@ func (ic *Interceptor) outcome(c *CheckPolicy, m *Message, res *checks.Result, e
 			so.CorrelationID = id
 		}
 		if errors.Is(err, checks.ErrUnknownNumber) {
-			so.Detail = "number unknown to the carrier"
+			so.Detail = unknownDetail
 			so.unknown = true
 			return so
 		}
@@ -724,6 +748,23 @@ func (c *CheckPolicy) prepare() {
 		c.risky, c.clean = "risky", "clean"
 	}
 	c.cleanReason = string(c.Signal) + ": " + c.clean
+	c.riskyReason = string(c.Signal) + ": " + c.risky + ": " + string(orAllow(c.OnRisk.Action))
+	c.unknownReason = string(c.Signal) + ": " + unknownDetail + ": " + string(orAllow(c.OnUnknown.Action))
+	c.riskyFor, c.unknownFor = c.OnRisk.Action, c.OnUnknown.Action
+	c.causeError, c.causeUnknown, c.causeRisky = string(c.Signal)+":error", string(c.Signal)+":unknown", string(c.Signal)+":risky"
+}
+
+// reason is Decide's reason for a risky or unknown signal that leads to action:
+// "<signal>: <detail>: <action>"; pre when it was precomputed for that detail and action.
+func (c *CheckPolicy) reason(so *SignalOutcome, action Action, pre, preDetail string) string {
+	preAction := c.riskyFor
+	if so.unknown {
+		preAction = c.unknownFor
+	}
+	if pre != "" && so.Detail == preDetail && action == preAction {
+		return pre
+	}
+	return string(c.Signal) + ": " + so.Detail + ": " + string(orAllow(action))
 }
 
 // decideStep turns the signals into one decision: each check yields an outcome (risk, error
@@ -756,17 +797,20 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 			break
 		}
 		c, so := &p.Checks[i], &signals[i]
-		var o Outcome
+		var (
+			o       Outcome
+			causeOf string // precomputed cause, "" when not prepared
+		)
 		switch {
 		case so.Err != "":
-			o = c.OnError
+			o, causeOf = c.OnError, c.causeError
 			reasons = append(reasons, string(c.Signal)+" look-up failed ("+so.Err+"): "+string(orAllow(o.Action)))
 		case so.unknown:
-			o = c.OnUnknown
-			reasons = append(reasons, string(c.Signal)+": "+so.Detail+": "+string(orAllow(o.Action)))
+			o, causeOf = c.OnUnknown, c.causeUnknown
+			reasons = append(reasons, c.reason(so, o.Action, c.unknownReason, unknownDetail))
 		case so.Risky:
-			o = c.OnRisk
-			reasons = append(reasons, string(c.Signal)+": "+so.Detail+": "+string(orAllow(o.Action)))
+			o, causeOf = c.OnRisk, c.causeRisky
+			reasons = append(reasons, c.reason(so, o.Action, c.riskyReason, c.risky))
 		default:
 			if c.cleanReason != "" && so.Detail == c.clean {
 				reasons = append(reasons, c.cleanReason)
@@ -778,7 +822,10 @@ func Decide(p *Policy, signals []SignalOutcome) Decision {
 		}
 		if severity(o.Action) > severity(best.Action) {
 			best = o
-			cause = string(c.Signal) + ":" + so.kind()
+			cause = causeOf
+			if cause == "" {
+				cause = string(c.Signal) + ":" + so.kind()
+			}
 		}
 	}
 	var d Decision

@@ -34,6 +34,11 @@ type CheckPolicy struct {
 
 	risky, clean string // detail texts, precomputed by New
 	cleanReason  string // "<signal>: <clean>", precomputed by New
+	// Precomputed by New: the reasons Decide gives for a risky signal whose detail is risky
+	// and for an unknown number, and the causes of each outcome class ("<signal>:risky").
+	riskyReason, unknownReason           string
+	riskyFor, unknownFor                 Action // the actions they were computed for
+	causeError, causeUnknown, causeRisky string
 }
 
 // Saturation is what happens when look-ups are saturated.
