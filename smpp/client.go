@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,23 +101,39 @@ type BindHealth struct {
 
 // Link keeps a set of binds to one SMSC up: it dials, binds, keeps them alive (enquire_link
 // is the session's), reconnects with exponential backoff and jitter, and sends requests over
-// the bound transmitters with a window that waits and an optional TPS limit.
+// the bound transmitters with a window that waits and an optional TPS limit. Reconfigure
+// changes its settings one bind at a time.
 type Link struct {
-	cfg     LinkConfig
+	name    string
 	log     *zap.Logger
-	limiter *rate.Limiter
+	limiter atomic.Pointer[rate.Limiter] // nil: no TPS limit
+	// slots is replaced whole (copy on write, under mu) when Reconfigure changes a slot;
+	// pick reads it without a lock.
+	slots atomic.Pointer[[]*slot]
+
+	rollMu sync.Mutex // one Reconfigure at a time
 
 	mu      sync.Mutex
-	slots   []*slot
+	cfg     LinkConfig    // the settings in force for new slots
 	up      chan struct{} // closed and replaced whenever a transmitter comes up
-	rr      atomic.Uint32
-	wg      sync.WaitGroup
+	roll    *roll         // the rolling reconfiguration still running, if any
+	ctx     context.Context
 	cancel  context.CancelFunc
 	started bool
+	closed  bool
+
+	rr atomic.Uint32
+	wg sync.WaitGroup
 
 	// Clock and sleep, replaceable by tests before Start.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) bool
+}
+
+// roll is a running rolling reconfiguration (see Reconfigure).
+type roll struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when its goroutine returned
 }
 
 // StableBind is how long a bind must stay up for its drop to restart the reconnect backoff
@@ -135,85 +152,125 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// slot is one bind: a goroutine (runSlot) that keeps it bound with the settings cfg.
 type slot struct {
-	n          int
-	bindType   CommandID
-	sess       atomic.Pointer[Session]
+	n        int
+	rx       bool // one of the RxBinds (else one of the Binds of BindType)
+	bindType CommandID
+	cfg      atomic.Pointer[LinkConfig]
+	sess     atomic.Pointer[Session]
+	// draining: pick leaves the slot out (Reconfigure is retiring it).
+	draining atomic.Bool
+	// Set by startSlotLocked.
+	cancel context.CancelFunc
+	done   chan struct{} // closed when runSlot returned
+	bound  chan struct{} // closed when the slot's first bind came up
+
 	mu         sync.Mutex
 	since      time.Time
 	lastErr    string
 	reconnects uint64
 }
 
+func (c LinkConfig) withDefaults() LinkConfig {
+	if c.Binds <= 0 {
+		c.Binds = 1
+	}
+	if c.BindType == 0 {
+		c.BindType = BindTransceiver
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = 500 * time.Millisecond
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = 30 * time.Second
+		if c.ReconnectMax < c.ReconnectMin {
+			c.ReconnectMax = c.ReconnectMin
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+func newLimiter(tps float64) *rate.Limiter {
+	if tps <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(tps), max(1, int(tps/10)))
+}
+
+func newSlot(n int, rx bool, cfg *LinkConfig) *slot {
+	sl := &slot{n: n, rx: rx, bindType: cfg.BindType}
+	if rx {
+		sl.bindType = BindReceiver
+	}
+	sl.cfg.Store(cfg)
+	return sl
+}
+
 // NewLink returns a link; Start brings it up.
 func NewLink(cfg LinkConfig) *Link {
-	if cfg.Binds <= 0 {
-		cfg.Binds = 1
-	}
-	if cfg.BindType == 0 {
-		cfg.BindType = BindTransceiver
-	}
-	if cfg.ReconnectMin <= 0 {
-		cfg.ReconnectMin = 500 * time.Millisecond
-	}
-	if cfg.ReconnectMax < cfg.ReconnectMin {
-		cfg.ReconnectMax = 30 * time.Second
-		if cfg.ReconnectMax < cfg.ReconnectMin {
-			cfg.ReconnectMax = cfg.ReconnectMin
-		}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
-	l := &Link{cfg: cfg, log: cfg.Logger.With(zap.String("link", cfg.Name)), up: make(chan struct{}), now: time.Now, sleep: sleepCtx}
-	if cfg.TPS > 0 {
-		burst := int(cfg.TPS / 10)
-		if burst < 1 {
-			burst = 1
-		}
-		l.limiter = rate.NewLimiter(rate.Limit(cfg.TPS), burst)
-	}
+	cfg = cfg.withDefaults()
+	l := &Link{name: cfg.Name, cfg: cfg, log: cfg.Logger.With(zap.String("link", cfg.Name)), up: make(chan struct{}), now: time.Now, sleep: sleepCtx}
+	l.limiter.Store(newLimiter(cfg.TPS))
+	c := &cfg // the slots' own copy: Reconfigure replaces l.cfg
+	slots := make([]*slot, 0, cfg.Binds+cfg.RxBinds)
 	for i := 0; i < cfg.Binds; i++ {
-		l.slots = append(l.slots, &slot{n: len(l.slots), bindType: cfg.BindType})
+		slots = append(slots, newSlot(len(slots), false, c))
 	}
 	for i := 0; i < cfg.RxBinds; i++ {
-		l.slots = append(l.slots, &slot{n: len(l.slots), bindType: BindReceiver})
+		slots = append(slots, newSlot(len(slots), true, c))
 	}
+	l.slots.Store(&slots)
 	return l
 }
 
 // Name returns the link's name.
-func (l *Link) Name() string { return l.cfg.Name }
+func (l *Link) Name() string { return l.name }
 
 // Start runs the bind slots until ctx is done or Close.
 func (l *Link) Start(ctx context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.started {
+	if l.started || l.closed {
 		return
 	}
 	l.started = true
-	ctx, l.cancel = context.WithCancel(ctx)
-	for _, sl := range l.slots {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.runSlot(ctx, sl)
-		}()
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	for _, sl := range *l.slots.Load() {
+		l.startSlotLocked(sl)
 	}
 }
 
-// Close unbinds every bind (waiting for unbind_resp up to ctx) and stops reconnecting.
+// startSlotLocked runs sl's goroutine; l.mu is held, the link started and not closed.
+func (l *Link) startSlotLocked(sl *slot) {
+	var sctx context.Context
+	sctx, sl.cancel = context.WithCancel(l.ctx)
+	sl.done, sl.bound = make(chan struct{}), make(chan struct{})
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(sl.done)
+		l.runSlot(sctx, sl)
+	}()
+}
+
+// Close unbinds every bind (waiting for unbind_resp up to ctx) and stops reconnecting. A
+// rolling reconfiguration still running stops.
 func (l *Link) Close(ctx context.Context) error {
 	l.mu.Lock()
 	cancel := l.cancel
+	l.closed = true
 	l.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
 	var wg sync.WaitGroup
-	for _, sl := range l.slots {
-		if s := sl.sess.Load(); s != nil {
+	for _, sl := range *l.slots.Load() {
+		// Whoever takes a session out of its slot unbinds it: here, or runSlot seeing ctx done.
+		if s := sl.sess.Load(); s != nil && sl.sess.CompareAndSwap(s, nil) {
 			wg.Add(1)
 			go func() { defer wg.Done(); s.Unbind(ctx) }()
 		}
@@ -223,31 +280,38 @@ func (l *Link) Close(ctx context.Context) error {
 	return nil
 }
 
-func (l *Link) backoff(attempt int) time.Duration {
-	d := l.cfg.ReconnectMin << min(attempt, 20)
-	if d > l.cfg.ReconnectMax || d <= 0 {
-		d = l.cfg.ReconnectMax
+func backoff(cfg *LinkConfig, attempt int) time.Duration {
+	d := cfg.ReconnectMin << min(attempt, 20)
+	if d > cfg.ReconnectMax || d <= 0 {
+		d = cfg.ReconnectMax
 	}
 	// Full jitter in [d/2, d): binds that dropped together do not come back together.
 	return d/2 + rand.N(d/2+1)
 }
 
+// unbindTimeout bounds an unbind the link makes on its own (a slot stopped by Reconfigure).
+func unbindTimeout(cfg *LinkConfig) time.Duration {
+	return cfg.Session.withDefaults().ResponseTimeout
+}
+
 func (l *Link) runSlot(ctx context.Context, sl *slot) {
 	attempt := 0 // failed attempts since the last stable bind
+	boundOnce := false
 	for ctx.Err() == nil {
-		s, err := l.bindOnce(ctx, sl)
+		cfg := sl.cfg.Load()
+		s, err := l.bindOnce(ctx, sl, cfg)
 		if err != nil {
 			sl.mu.Lock()
 			sl.lastErr = err.Error()
 			sl.reconnects++
 			sl.mu.Unlock()
-			if l.cfg.OnBind != nil {
-				l.cfg.OnBind(l, nil, err)
+			if cfg.OnBind != nil {
+				cfg.OnBind(l, nil, err)
 			}
 			if ctx.Err() != nil {
 				return
 			}
-			d := l.backoff(attempt)
+			d := backoff(cfg, attempt)
 			attempt++
 			l.log.Warn("smpp: upstream bind failed; retrying", zap.Int("slot", sl.n), zap.Error(err), zap.Duration("in", d))
 			if !l.sleep(ctx, d) {
@@ -261,20 +325,36 @@ func (l *Link) runSlot(ctx context.Context, sl *slot) {
 		sl.lastErr = ""
 		sl.mu.Unlock()
 		sl.sess.Store(s)
+		if ctx.Err() != nil && sl.sess.CompareAndSwap(s, nil) {
+			// Stopped while binding, and whoever stopped it did not see s: unbind it here.
+			uctx, cancel := context.WithTimeout(context.Background(), unbindTimeout(cfg))
+			s.Unbind(uctx)
+			cancel()
+			return
+		}
 		if sl.bindType != BindReceiver {
 			l.mu.Lock()
 			close(l.up)
 			l.up = make(chan struct{})
 			l.mu.Unlock()
 		}
-		l.log.Info("smpp: upstream bound", zap.Int("slot", sl.n), zap.Stringer("bind", sl.bindType), zap.String("addr", l.cfg.Addr))
-		if l.cfg.OnBind != nil {
-			l.cfg.OnBind(l, s, nil)
+		if !boundOnce {
+			boundOnce = true
+			close(sl.bound)
+		}
+		l.log.Info("smpp: upstream bound", zap.Int("slot", sl.n), zap.Stringer("bind", sl.bindType), zap.String("addr", cfg.Addr))
+		if cfg.OnBind != nil {
+			cfg.OnBind(l, s, nil)
 		}
 		select {
 		case <-s.Done():
 		case <-ctx.Done():
-			<-s.Done() // Close unbinds it
+			if sl.sess.CompareAndSwap(s, nil) {
+				uctx, cancel := context.WithTimeout(context.Background(), unbindTimeout(cfg))
+				s.Unbind(uctx)
+				cancel()
+			}
+			<-s.Done() // Close or Reconfigure unbinds it
 		}
 		sl.sess.CompareAndSwap(s, nil)
 		sl.mu.Lock()
@@ -288,15 +368,15 @@ func (l *Link) runSlot(ctx context.Context, sl *slot) {
 			return
 		}
 		up := l.now().Sub(upAt)
-		if up >= l.cfg.StableBind() {
+		if up >= cfg.StableBind() {
 			attempt = 0 // it was a working bind: reconnect soon
 		}
-		d := l.backoff(attempt)
+		d := backoff(cfg, attempt)
 		attempt++
 		l.log.Warn("smpp: upstream bind lost; reconnecting", zap.Int("slot", sl.n), zap.Error(s.Err()),
 			zap.Duration("was_up", up), zap.Duration("in", d))
-		if l.cfg.OnBind != nil {
-			l.cfg.OnBind(l, s, fmt.Errorf("smpp: bind lost: %w", s.Err()))
+		if cfg.OnBind != nil {
+			cfg.OnBind(l, s, fmt.Errorf("smpp: bind lost: %w", s.Err()))
 		}
 		if !l.sleep(ctx, d) {
 			return
@@ -304,8 +384,8 @@ func (l *Link) runSlot(ctx context.Context, sl *slot) {
 	}
 }
 
-func (l *Link) bindOnce(ctx context.Context, sl *slot) (*Session, error) {
-	frame, err := l.cfg.Bind.Encode(sl.bindType, 0)
+func (l *Link) bindOnce(ctx context.Context, sl *slot, cfg *LinkConfig) (*Session, error) {
+	frame, err := cfg.Bind.Encode(sl.bindType, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -313,21 +393,304 @@ func (l *Link) bindOnce(ctx context.Context, sl *slot) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	bctx, cancel := context.WithTimeout(ctx, l.sessionBindTimeout())
+	bctx, cancel := context.WithTimeout(ctx, sessionBindTimeout(cfg))
 	defer cancel()
 	var d Dialer = &net.Dialer{}
-	if l.cfg.TLS != nil {
-		d = &tls.Dialer{Config: l.cfg.TLS}
+	if cfg.TLS != nil {
+		d = &tls.Dialer{Config: cfg.TLS}
 	}
-	s, _, err := DialWith(bctx, d, l.cfg.Addr, p, l.cfg.Handler, l.cfg.Session)
+	s, _, err := DialWith(bctx, d, cfg.Addr, p, cfg.Handler, cfg.Session)
 	return s, err
 }
 
-func (l *Link) sessionBindTimeout() time.Duration {
-	if t := l.cfg.Session.BindTimeout; t > 0 {
+func sessionBindTimeout(cfg *LinkConfig) time.Duration {
+	if t := cfg.Session.BindTimeout; t > 0 {
 		return t
 	}
 	return 10 * time.Second
+}
+
+// RollError is a rolling reconfiguration that stopped: slot Slot did not bind with the new
+// settings within its bound. The link keeps retrying that slot with backoff; its other
+// slots not yet re-dialled stay bound with the previous settings, and the roll resumes once
+// the slot binds (or a later Reconfigure starts over).
+type RollError struct {
+	Slot int
+	Err  error
+}
+
+func (e *RollError) Error() string {
+	return fmt.Sprintf("smpp: bind %d did not come up with the new settings: %v", e.Slot, e.Err)
+}
+
+func (e *RollError) Unwrap() error { return e.Err }
+
+// redialNeeded reports whether a slot bound with settings a must be re-dialled to run with
+// b: address, TLS, bind parameters, bind type (of the Binds slots) or a session setting
+// that a bind fixes changed. Other changes (TPS, reconnect backoff, Handler, OnBind, the
+// session's Logger, hooks and counters) take effect without a re-dial (the handler and
+// hooks with the slot's next bind).
+func redialNeeded(a, b *LinkConfig, rx bool) bool {
+	x, y := a.Session, b.Session
+	return a.Addr != b.Addr || a.TLS != b.TLS || a.Bind != b.Bind || (!rx && a.BindType != b.BindType) ||
+		x.Window != y.Window || x.PeerWindow != y.PeerWindow || x.ThrottleStatus != y.ThrottleStatus ||
+		x.MaxPDUSize != y.MaxPDUSize || x.EnquireLinkInterval != y.EnquireLinkInterval ||
+		x.InactivityTimeout != y.InactivityTimeout || x.ResponseTimeout != y.ResponseTimeout ||
+		x.BindTimeout != y.BindTimeout || x.WriteTimeout != y.WriteTimeout
+}
+
+// Reconfigure puts cfg (its Name is ignored) in force without ever holding more binds than
+// the old or the new configuration asks for, and without stopping traffic:
+//
+//   - Slots beyond the new Binds or RxBinds are removed first: they stop being picked, their
+//     requests in flight are answered (up to the session's ResponseTimeout) and they are
+//     unbound. New slots are then added and dialled.
+//   - Slots whose bind changes (see redialNeeded) are re-dialled one at a time: the slot
+//     stops being picked for new requests, its requests in flight are answered (up to its
+//     session's ResponseTimeout), it is unbound, re-dialled with cfg, and Reconfigure waits
+//     until it is bound (up to cfg's bind timeout) before the next. The other slots carry
+//     the traffic meanwhile (with a single bind, requests wait for the new one: Send up to
+//     its ctx, TrySend fails with ErrNoLink).
+//   - Other changes apply at once (TPS) or at the slot's next bind.
+//
+// When a re-dialled slot does not bind within its bound, the roll stops there and
+// Reconfigure returns a *RollError: the slots not yet re-dialled stay bound with the old
+// settings and keep carrying traffic, the failed slot keeps retrying with backoff, and the
+// roll resumes when it binds. ctx bounds only the wait: when it is done first, Reconfigure
+// returns its error and the roll goes on. A later Reconfigure stops a roll still running
+// and starts over from the slots as they are. Before Start it only replaces the settings.
+func (l *Link) Reconfigure(ctx context.Context, cfg LinkConfig) error {
+	cfg = cfg.withDefaults()
+	cfg.Name = l.name
+	nc := &cfg
+	l.rollMu.Lock()
+	defer l.rollMu.Unlock()
+
+	l.mu.Lock()
+	prev := l.roll
+	l.roll = nil
+	l.mu.Unlock()
+	if prev != nil {
+		prev.cancel()
+		<-prev.done
+	}
+
+	l.mu.Lock()
+	if cfg.TPS != l.cfg.TPS {
+		l.limiter.Store(newLimiter(cfg.TPS))
+	}
+	l.cfg = cfg
+	if !l.started || l.closed {
+		defer l.mu.Unlock()
+		if l.closed {
+			return fmt.Errorf("smpp: reconfigure link %s: %w", l.name, ErrClosed)
+		}
+		slots := make([]*slot, 0, cfg.Binds+cfg.RxBinds)
+		for i := 0; i < cfg.Binds; i++ {
+			slots = append(slots, newSlot(len(slots), false, nc))
+		}
+		for i := 0; i < cfg.RxBinds; i++ {
+			slots = append(slots, newSlot(len(slots), true, nc))
+		}
+		l.slots.Store(&slots)
+		return nil
+	}
+	linkCtx := l.ctx
+	l.mu.Unlock()
+
+	// Removed slots: drained and unbound together (the bind count only goes down).
+	var keep, removed []*slot
+	var nTx, nRx int
+	for _, sl := range *l.slots.Load() {
+		if sl.rx && nRx < cfg.RxBinds {
+			nRx++
+			keep = append(keep, sl)
+		} else if !sl.rx && nTx < cfg.Binds {
+			nTx++
+			keep = append(keep, sl)
+		} else {
+			removed = append(removed, sl)
+		}
+	}
+	if len(removed) > 0 {
+		l.log.Info("smpp: reconfigure: removing binds", zap.Int("binds", len(removed)))
+		var wg sync.WaitGroup
+		for _, sl := range removed {
+			wg.Add(1)
+			go func() { defer wg.Done(); l.retireSlot(linkCtx, sl) }()
+		}
+		wg.Wait()
+	}
+	// Added slots, and the kept ones' new settings.
+	var stale []*slot
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("smpp: reconfigure link %s: %w", l.name, ErrClosed)
+	}
+	slots := make([]*slot, 0, cfg.Binds+cfg.RxBinds)
+	for _, sl := range keep {
+		if !sl.rx {
+			slots = append(slots, sl)
+		}
+	}
+	for i := nTx; i < cfg.Binds; i++ {
+		slots = append(slots, newSlot(0, false, nc))
+	}
+	for _, sl := range keep {
+		if sl.rx {
+			slots = append(slots, sl)
+		}
+	}
+	for i := nRx; i < cfg.RxBinds; i++ {
+		slots = append(slots, newSlot(0, true, nc))
+	}
+	for i, sl := range slots {
+		if sl.done == nil { // added
+			sl.n = i
+			l.startSlotLocked(sl)
+			continue
+		}
+		if redialNeeded(sl.cfg.Load(), nc, sl.rx) {
+			stale = append(stale, sl)
+		} else {
+			sl.cfg.Store(nc)
+		}
+	}
+	l.slots.Store(&slots)
+	if len(stale) == 0 {
+		l.mu.Unlock()
+		return nil
+	}
+	rctx, cancel := context.WithCancel(linkCtx)
+	ro := &roll{cancel: cancel, done: make(chan struct{})}
+	l.roll = ro
+	res := make(chan error, 1)
+	l.wg.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.wg.Done()
+		defer close(ro.done)
+		defer cancel()
+		l.rollSlots(rctx, stale, nc, res)
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("smpp: reconfigure link %s: waiting for the re-dial: %w", l.name, ctx.Err())
+	}
+}
+
+// rollSlots re-dials the stale slots one at a time with cfg (see Reconfigure) and reports
+// on res once: nil when every slot is re-dialled, a *RollError when one did not bind in
+// time (it then waits for that slot and goes on), or the error of ctx.
+func (l *Link) rollSlots(ctx context.Context, stale []*slot, cfg *LinkConfig, res chan<- error) {
+	report := func(err error) {
+		select {
+		case res <- err:
+		default: // reported already
+		}
+	}
+	l.log.Info("smpp: reconfigure: re-dialling binds one at a time", zap.Int("binds", len(stale)), zap.String("addr", cfg.Addr))
+	for _, old := range stale {
+		if !l.retireSlot(ctx, old) {
+			report(fmt.Errorf("smpp: reconfigure link %s: %w", l.name, ctx.Err()))
+			return
+		}
+		// Retired: its replacement runs even if this roll is stopped now, so no slot is
+		// left without a goroutine.
+		ns := newSlot(old.n, old.rx, cfg)
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			report(fmt.Errorf("smpp: reconfigure link %s: %w", l.name, ErrClosed))
+			return
+		}
+		slots := slices.Clone(*l.slots.Load())
+		if i := slices.Index(slots, old); i >= 0 {
+			slots[i] = ns
+		}
+		l.startSlotLocked(ns)
+		l.slots.Store(&slots)
+		l.mu.Unlock()
+
+		wait := time.NewTimer(sessionBindTimeout(cfg))
+		select {
+		case <-ns.bound:
+		case <-ctx.Done():
+		case <-wait.C:
+			ns.mu.Lock()
+			last := ns.lastErr
+			ns.mu.Unlock()
+			err := &RollError{Slot: ns.n, Err: errors.New(last)}
+			if last == "" {
+				err.Err = ErrTimeout
+			}
+			l.log.Error("smpp: reconfigure: a re-dialled bind did not come up with the new settings; the binds not yet re-dialled stay up with the old ones, the roll resumes when it binds",
+				zap.Int("slot", ns.n), zap.String("addr", cfg.Addr), zap.Error(err.Err))
+			report(err)
+			select {
+			case <-ns.bound:
+				l.log.Info("smpp: reconfigure: the re-dialled bind came up; resuming", zap.Int("slot", ns.n))
+			case <-ctx.Done():
+			}
+		}
+		wait.Stop()
+		if ctx.Err() != nil {
+			report(fmt.Errorf("smpp: reconfigure link %s: %w", l.name, ctx.Err()))
+			return
+		}
+	}
+	l.log.Info("smpp: reconfigure: every bind re-dialled", zap.String("addr", cfg.Addr))
+	report(nil)
+}
+
+// retireSlot stops picking sl, waits until its requests in flight are answered (up to its
+// session's ResponseTimeout), then stops its goroutine and unbinds it. It reports false,
+// leaving sl in service, when ctx is done before the unbind.
+func (l *Link) retireSlot(ctx context.Context, sl *slot) bool {
+	cfg := sl.cfg.Load()
+	sl.draining.Store(true)
+	deadline := time.NewTimer(cfg.Session.withDefaults().ResponseTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	inFlight := func() int {
+		if s := sl.sess.Load(); s != nil {
+			n, _ := s.InFlight()
+			return n
+		}
+		return 0
+	}
+wait:
+	for quiet := 0; quiet < 2; {
+		select {
+		case <-ctx.Done():
+			sl.draining.Store(false)
+			return false
+		case <-deadline.C:
+			l.log.Warn("smpp: reconfigure: unbinding a bind with requests still in flight",
+				zap.Int("slot", sl.n), zap.Int("requests_in_flight", inFlight()))
+			break wait
+		case <-tick.C:
+		}
+		if inFlight() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	sl.cancel()
+	if s := sl.sess.Load(); s != nil && sl.sess.CompareAndSwap(s, nil) {
+		uctx, cancel := context.WithTimeout(context.Background(), unbindTimeout(cfg))
+		if err := s.Unbind(uctx); err != nil {
+			l.log.Info("smpp: reconfigure: unbind", zap.Int("slot", sl.n), zap.Error(err))
+		}
+		cancel()
+	}
+	<-sl.done // bounded: runSlot returns once its session is closed or its dial cancelled
+	return true
 }
 
 // ErrNoLink is returned by Link.Send when no transmitter bind came up before ctx was done.
@@ -337,8 +700,8 @@ var ErrNoLink = errors.New("smpp: no upstream bind available")
 // the TPS limiter, for a bind to be up and for window room until ctx is done. The response
 // reaches h with ref, exactly once, as with Session.Send.
 func (l *Link) Send(ctx context.Context, p *PDU, h ResponseHandler, ref Ref) error {
-	if l.limiter != nil {
-		if err := l.limiter.Wait(ctx); err != nil {
+	if lim := l.limiter.Load(); lim != nil {
+		if err := lim.Wait(ctx); err != nil {
 			return fmt.Errorf("%w: %w", ErrWindowTimeout, err)
 		}
 	}
@@ -364,15 +727,15 @@ func (l *Link) Send(ctx context.Context, p *PDU, h ResponseHandler, ref Ref) err
 // it first so its fast path allocates no context.
 func (l *Link) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
 	var res *rate.Reservation
-	if l.limiter != nil {
-		res = l.limiter.Reserve()
+	if lim := l.limiter.Load(); lim != nil {
+		res = lim.Reserve()
 		if !res.OK() || res.Delay() > 0 {
 			res.Cancel()
 			return ErrWindowTimeout
 		}
 	}
 	err := ErrNoLink
-	for range len(l.slots) + 1 {
+	for range len(*l.slots.Load()) + 1 {
 		s, _ := l.pick(ref.Session)
 		if s == nil {
 			break
@@ -403,16 +766,17 @@ const pickRun = 64
 // pick returns a bound transmitter, preferring one with window room, or the channel that
 // is closed when one comes up. origin is the requesting session (may be nil).
 func (l *Link) pick(origin *Session) (*Session, chan struct{}) {
-	n := uint32(len(l.slots))
+	slots := *l.slots.Load()
+	n := uint32(len(slots))
 	start := l.rr.Add(1) / pickRun
 	if origin != nil {
 		start += origin.affinity
 	}
 	var fallback *Session
 	for i := uint32(0); i < n; i++ {
-		sl := l.slots[(start+i)%n]
+		sl := slots[(start+i)%n]
 		s := sl.sess.Load()
-		if s == nil || !s.State().CanTransmit() {
+		if s == nil || !s.State().CanTransmit() || sl.draining.Load() {
 			continue
 		}
 		if len(s.window) < cap(s.window) {
@@ -433,7 +797,7 @@ func (l *Link) pick(origin *Session) (*Session, chan struct{}) {
 
 // Ready reports whether at least one transmitter bind is up.
 func (l *Link) Ready() bool {
-	for _, sl := range l.slots {
+	for _, sl := range *l.slots.Load() {
 		if s := sl.sess.Load(); s != nil && s.State().CanTransmit() {
 			return true
 		}
@@ -444,7 +808,7 @@ func (l *Link) Ready() bool {
 // Sessions returns the link's bound sessions.
 func (l *Link) Sessions() []*Session {
 	var out []*Session
-	for _, sl := range l.slots {
+	for _, sl := range *l.slots.Load() {
 		if s := sl.sess.Load(); s != nil {
 			out = append(out, s)
 		}
@@ -454,8 +818,9 @@ func (l *Link) Sessions() []*Session {
 
 // Health returns the state of each bind slot.
 func (l *Link) Health() []BindHealth {
-	out := make([]BindHealth, 0, len(l.slots))
-	for _, sl := range l.slots {
+	slots := *l.slots.Load()
+	out := make([]BindHealth, 0, len(slots))
+	for _, sl := range slots {
 		sl.mu.Lock()
 		h := BindHealth{Slot: sl.n, BindType: sl.bindType.String(), Since: sl.since, Reconnects: sl.reconnects, LastError: sl.lastErr, State: "DOWN"}
 		sl.mu.Unlock()

@@ -225,6 +225,9 @@ type upstream struct {
 	Upstream
 	idx  int
 	link *smpp.Link
+	// prev: the upstream of the same name this one replaced with a Reload; a pooled link
+	// carried over from it is reconfigured bind by bind instead of replaced (Reload).
+	prev *upstream
 }
 
 type heldReceipt struct {
@@ -315,6 +318,16 @@ func compile(cfg Config, prev *snapshot) (*snapshot, []*upstream, error) {
 			}
 		}
 		u := &upstream{Upstream: nu}
+		if prev != nil {
+			if old := prev.upstreams[nu.Name]; old != nil {
+				u.prev = old
+				// The same TLS settings keep their *tls.Config, so that a change elsewhere
+				// (tps, say) re-dials no bind of a reconfigured link for them.
+				if old.TLSKey == nu.TLSKey && (old.TLS == nil) == (nu.TLS == nil) {
+					u.TLS = old.TLS
+				}
+			}
+		}
 		s.upstreams[nu.Name] = u
 		fresh = append(fresh, u)
 	}
@@ -373,12 +386,18 @@ func (r *Relay) register(fresh []*upstream) {
 func (r *Relay) upstreamAt(idx uint64) *upstream { return (*r.upList.Load())[idx] }
 
 func (r *Relay) startLink(u *upstream) {
-	u.link = smpp.NewLink(smpp.LinkConfig{
+	u.link = smpp.NewLink(r.linkConfig(u))
+	u.link.Start(r.ctx)
+}
+
+// linkConfig is the pooled link configuration of upstream u. Binds made with it serve the
+// SMSC's requests as u's (its name and system_id).
+func (r *Relay) linkConfig(u *upstream) smpp.LinkConfig {
+	return smpp.LinkConfig{
 		Name: u.Name, Addr: u.Addr, Bind: u.Bind, BindType: u.BindType, Binds: u.Binds, RxBinds: u.RxBinds,
 		TPS: u.TPS, ReconnectMin: u.ReconnectMin, ReconnectMax: u.ReconnectMax, Session: u.Session,
 		Handler: &linkHandler{r: r, u: u}, Logger: r.log, TLS: u.TLS,
-	})
-	u.link.Start(r.ctx)
+	}
 }
 
 // Start opens the pooled upstream links and the receipt matcher. They run until ctx is done

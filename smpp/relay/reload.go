@@ -2,11 +2,16 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/smppguard/smppguard/smpp"
 )
 
 // ReloadReport says what a Reload changed.
@@ -16,36 +21,54 @@ type ReloadReport struct {
 	UpstreamsRedialed []string `json:"upstreams_redialed,omitempty"`
 	// NotReady lists new or redialed pooled upstreams with no bind up when the new
 	// configuration took over (they keep reconnecting).
-	NotReady        []string `json:"not_ready,omitempty"`
-	AccountsAdded   []string `json:"accounts_added,omitempty"`
-	AccountsRemoved []string `json:"accounts_removed,omitempty"`
-	SessionsUnbound int      `json:"sessions_unbound"`
+	NotReady []string `json:"not_ready,omitempty"`
+	// RedialFailed lists changed pooled upstreams whose bind-by-bind re-dial did not finish
+	// within the reload: a re-dialled bind that did not come up with the new settings (the
+	// binds not yet re-dialled stay up with the old ones; the failed bind keeps retrying and
+	// the re-dial resumes when it binds), or the reload's own deadline.
+	RedialFailed    []RedialFailure `json:"redial_failed,omitempty"`
+	AccountsAdded   []string        `json:"accounts_added,omitempty"`
+	AccountsRemoved []string        `json:"accounts_removed,omitempty"`
+	SessionsUnbound int             `json:"sessions_unbound"`
 	// TPSChanged lists accounts whose tps changed: their bound sessions apply it at once.
 	TPSChanged     []string `json:"tps_changed,omitempty"`
 	RoutesChanged  bool     `json:"routes_changed"`
 	MORulesChanged bool     `json:"mo_rules_changed"`
 }
 
+// RedialFailure is a changed upstream whose re-dial stopped or did not finish in time.
+type RedialFailure struct {
+	Upstream string `json:"upstream"`
+	// Slot is the bind that did not come up with the new settings (-1: the reload's
+	// deadline came first; the re-dial goes on).
+	Slot  int    `json:"slot"`
+	Error string `json:"error"`
+}
+
 // Reload puts a new configuration of accounts, routes, MO rules and upstreams in force
-// without dropping established binds. An invalid cfg is refused and nothing changes. New or
-// changed pooled upstreams are dialled and bound first (make before break, up to ctx), then
-// the new configuration takes over at once for new PDUs; links of removed or changed
-// upstreams are then unbound once the requests in flight on them are answered (retireLink,
-// up to Config.DrainTimeout). Sessions of removed accounts, and of accounts whose mode or
+// without dropping established binds. An invalid cfg is refused and nothing changes. New
+// pooled upstreams are dialled and bound first (up to ctx), then the new configuration takes
+// over at once for new PDUs; links of removed upstreams (or of upstreams no longer pooled)
+// are then unbound once the requests in flight on them are answered (retireLink, up to
+// Config.DrainTimeout). Sessions of removed accounts, and of accounts whose mode or
 // pass-through upstream changed, stop taking work, finish what is in flight and are unbound
 // (unbindAccount). A changed accounts[].tps applies to bound sessions at once. Other
 // settings of Config (timers, store, hook, lockout, DrainTimeout) keep their values from New.
 //
-// Bind count during a redial: the changed upstream's new link starts all its binds at once
-// (Binds, or 2×Binds for tx+rx) while the old link keeps all of its own; Reload waits for
-// the new link's first bind, swaps, and the old binds are unbound after their in-flight
-// requests are answered (typically one response time, at most DrainTimeout). For that
-// moment the system_id holds up to twice its binds. An SMSC that caps binds per system_id
-// refuses the extra ones and those slots retry with backoff (up to ReconnectMax) once the
-// old binds are gone; if it refuses all of them, Reload waits until ctx is done, reports the
-// upstream in NotReady and swaps anyway, so until a new bind is up that upstream's requests
-// wait LinkWait and get ESME_RTHROTTLED. Replacing bind by bind needs a link whose bind
-// count can change (smpp.Link has none).
+// A changed pooled upstream keeps its link, which is reconfigured in place
+// (smpp.Link.Reconfigure) after the swap: a bind whose settings changed (address, TLS,
+// credentials, bind type, session settings) stops taking new requests, its requests in
+// flight are answered (up to the upstream session's response timeout), it is unbound and
+// re-dialled with the new settings, and the next bind follows once it is bound (up to the
+// bind timeout). The other binds carry the traffic meanwhile, so the SMSC never sees more
+// binds of the system_id than the old or the new configuration asks for, and requests in
+// flight get their own response. A changed bind count adds or removes binds; a changed tps
+// applies at once. Reload waits for the re-dials (up to ctx). A re-dialled bind that does not
+// come up in time stops that upstream's re-dial: it is reported in RedialFailed and logged,
+// the binds not yet re-dialled stay up with the old settings and carry the traffic, the failed
+// bind keeps retrying with backoff and the re-dial resumes when it binds; a later Reload
+// starts over from the binds as they are. When ctx is done first the re-dial goes on and is
+// reported in RedialFailed (slot -1).
 func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
@@ -56,21 +79,28 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 		return rep, err
 	}
 	r.register(fresh)
+	var started, rolled []*upstream
 	for _, u := range fresh {
-		if _, existed := prev.upstreams[u.Name]; existed {
+		old := u.prev
+		u.prev = nil
+		if old != nil {
 			rep.UpstreamsRedialed = append(rep.UpstreamsRedialed, u.Name)
 		} else {
 			rep.UpstreamsAdded = append(rep.UpstreamsAdded, u.Name)
 		}
-		if u.Pooled && r.ctx != nil {
-			r.startLink(u)
-		}
-	}
-	// Make before break: wait for the new links' first bind.
-	for _, u := range fresh {
-		if u.link == nil {
+		if !u.Pooled || r.ctx == nil {
 			continue
 		}
+		if old != nil && old.link != nil {
+			u.link = old.link // reconfigured bind by bind below
+			rolled = append(rolled, u)
+			continue
+		}
+		r.startLink(u)
+		started = append(started, u)
+	}
+	// Make before break: wait for the new links' first bind.
+	for _, u := range started {
 		for !u.link.Ready() && ctx.Err() == nil {
 			select {
 			case <-ctx.Done():
@@ -85,13 +115,14 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 
 	// Break: links no longer in force.
 	for name, old := range prev.upstreams {
-		if snap.upstreams[name] == old {
+		cur := snap.upstreams[name]
+		if cur == old {
 			continue
 		}
-		if snap.upstreams[name] == nil {
+		if cur == nil {
 			rep.UpstreamsRemoved = append(rep.UpstreamsRemoved, name)
 		}
-		if old.link != nil {
+		if old.link != nil && (cur == nil || cur.link != old.link) {
 			go r.retireLink(old)
 		}
 	}
@@ -115,11 +146,55 @@ func (r *Relay) Reload(ctx context.Context, cfg Config) (ReloadReport, error) {
 	}
 	rep.RoutesChanged = !mapsEqual(prev.routes, snap.routes)
 	rep.MORulesChanged = !slices.Equal(prev.moRules, snap.moRules)
+	// Changed links, bind by bind (each link on its own: they never exceed their own binds).
+	rep.RedialFailed, rep.NotReady = r.rollLinks(ctx, rolled), append(rep.NotReady, notReady(rolled)...)
 	for _, l := range [][]string{rep.UpstreamsAdded, rep.UpstreamsRemoved, rep.UpstreamsRedialed, rep.AccountsAdded, rep.AccountsRemoved, rep.NotReady, rep.TPSChanged} {
 		slices.Sort(l)
 	}
 	r.log.Info("relay: configuration reloaded", zap.Any("changes", rep))
 	return rep, nil
+}
+
+// rollLinks reconfigures the links of changed pooled upstreams bind by bind (see Reload),
+// all at once, and returns the ones that did not finish, sorted by upstream.
+func (r *Relay) rollLinks(ctx context.Context, rolled []*upstream) []RedialFailure {
+	errs := make([]error, len(rolled))
+	var wg sync.WaitGroup
+	for i, u := range rolled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = u.link.Reconfigure(ctx, r.linkConfig(u))
+		}()
+	}
+	wg.Wait()
+	var out []RedialFailure
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		f := RedialFailure{Upstream: rolled[i].Name, Slot: -1, Error: err.Error()}
+		var re *smpp.RollError
+		if errors.As(err, &re) {
+			f.Slot = re.Slot
+		}
+		r.log.Error("relay: reload: an upstream's bind-by-bind re-dial did not finish; its binds not yet re-dialled keep the old settings",
+			zap.String("upstream", f.Upstream), zap.Int("slot", f.Slot), zap.Error(err))
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b RedialFailure) int { return strings.Compare(a.Upstream, b.Upstream) })
+	return out
+}
+
+// notReady returns the names of the upstreams whose link has no transmitter bound.
+func notReady(ups []*upstream) []string {
+	var out []string
+	for _, u := range ups {
+		if !u.link.Ready() {
+			out = append(out, u.Name)
+		}
+	}
+	return out
 }
 
 // done is closed when the relay stops (nil before Start: never).

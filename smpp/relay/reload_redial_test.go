@@ -24,9 +24,10 @@ func countCmd(recs []fakesmsc.Record, id smpp.CommandID) int {
 	return n
 }
 
-// A reload that changes an upstream's address dials the new address, puts it in force once
-// it is bound, and unbinds the old binds after their requests in flight were answered:
-// traffic submitted throughout gets ESME_ROK every time, and goes to the new SMSC after.
+// A reload that changes an upstream's address re-dials its binds one at a time (each old
+// bind is unbound after its requests in flight were answered, then dialled at the new
+// address): traffic submitted throughout gets ESME_ROK every time, and goes to the new SMSC
+// after. TestReloadRollsUpstreamBindByBind checks the bind count on the way.
 func TestReloadUpstreamAddressRedials(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
