@@ -166,13 +166,22 @@ func DecodeWith(m *Message, o DecodeOptions) error {
 	if alpha == alphaGSM7Packed {
 		text, skip = data, (udhLen*8+6)/7
 	}
-	n := decodeText(nil, alpha, text, skip)
+	// Text whose every octet stands for itself is copied in one go, not decoded twice.
+	verbatim := alpha == alphaGSM7 && gsm7AllSame(text) || (alpha == alphaASCII || alpha == alphaLatin1) && allASCII(text)
+	n := len(text)
+	if !verbatim {
+		n = decodeText(nil, alpha, text, skip)
+	}
 
 	var sb strings.Builder
 	sb.Grow(len(src) + len(dst) + n)
 	sb.Write(src)
 	sb.Write(dst)
-	decodeText(&sb, alpha, text, skip)
+	if verbatim {
+		sb.Write(text)
+	} else {
+		decodeText(&sb, alpha, text, skip)
+	}
 	s := sb.String()
 	m.Source = s[:len(src)]
 	m.Dest = s[len(src) : len(src)+len(dst)]
@@ -468,6 +477,39 @@ func packedSeptets(b []byte) int {
 	return n
 }
 
+// gsm7SameLo and gsm7SameHi have a bit for each octet below 0x80 (0x00–0x3F, 0x40–0x7F)
+// whose GSM 03.38 character is the ASCII one, the escape 0x1B excluded (TestGSM7SameMask
+// checks them against gsm7Basic).
+const gsm7SameLo, gsm7SameHi uint64 = 0xffffffef00002400, 0x07fffffe07fffffe
+
+// gsm7Same reports whether the unpacked GSM 7-bit octet c decodes to the byte c itself.
+func gsm7Same(c byte) bool {
+	if c < 64 {
+		return gsm7SameLo>>c&1 != 0
+	}
+	return c < 128 && gsm7SameHi>>(c-64)&1 != 0
+}
+
+// gsm7AllSame reports whether every octet of unpacked GSM 7-bit b decodes to itself.
+func gsm7AllSame(b []byte) bool {
+	for _, c := range b {
+		if !gsm7Same(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// allASCII reports whether b is all 7-bit ASCII.
+func allASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeGSM7 decodes GSM 7-bit text, packed or one septet per octet, skipping skip septets.
 func decodeGSM7(sb *strings.Builder, b []byte, packed bool, skip int) int {
 	count := len(b)
@@ -484,7 +526,7 @@ func decodeGSM7(sb *strings.Builder, b []byte, packed bool, skip int) int {
 	for i := skip; i < count; i++ {
 		if !packed { // a run of characters GSM 03.38 and ASCII share is copied as it is
 			j := i
-			for j < count && b[j] < 0x80 && b[j] != 0x1B && gsm7Basic[b[j]] == rune(b[j]) {
+			for j < count && gsm7Same(b[j]) {
 				j++
 			}
 			if j > i {

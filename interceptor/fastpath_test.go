@@ -234,3 +234,34 @@ func TestStatsCountConcurrent(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestGSM7SameMask(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := c < 0x80 && c != 0x1B && gsm7Basic[c] == rune(c)
+		if got := gsm7Same(byte(c)); got != want {
+			t.Errorf("gsm7Same(%#x) = %v, want %v", c, got, want)
+		}
+	}
+}
+
+// Text copied verbatim decodes as the general path decodes it.
+func TestDecodeVerbatimMatchesDecodeText(t *testing.T) {
+	for _, tc := range []struct {
+		alpha alphabet
+		text  string
+	}{
+		{alphaGSM7, "Your ACME verification code is 482913. Do not share it."},
+		{alphaGSM7, "code: 1234 @home $5 _x_"}, // @, $ and _ differ in GSM 03.38
+		{alphaGSM7, "\x1b\x65 euro"},
+		{alphaASCII, "Your code is 1234"},
+		{alphaLatin1, "Your code is 1234 \xe9"},
+		{alphaASCII, "caf\xe9"},
+	} {
+		var sb strings.Builder
+		decodeText(&sb, tc.alpha, []byte(tc.text), 0)
+		verbatim := tc.alpha == alphaGSM7 && gsm7AllSame([]byte(tc.text)) || tc.alpha != alphaGSM7 && allASCII([]byte(tc.text))
+		if verbatim && sb.String() != tc.text {
+			t.Errorf("%q taken verbatim but decodes to %q", tc.text, sb.String())
+		}
+	}
+}
