@@ -12,9 +12,9 @@ import (
 // cacheEntry is a cached answer: a result or an error, with its expiry on the Guard's clock.
 // It is never modified once stored, except stamp (under its shard's write lock).
 type cacheEntry struct {
-	res     Result
-	err     error // the error as the provider's call returned it
-	cerr    error // err marked as cached (cachedError), built once when stored
+	res     Result // as a hit returns it: Cached, no Latency
+	err     error  // the error as the provider's call returned it
+	cerr    error  // err marked as cached (cachedError), built once when stored
 	expires time.Time
 	stamp   uint64 // the shard's move count when the entry last moved to the front
 }
@@ -34,15 +34,21 @@ const (
 // at least that often is never evicted, as with an exact LRU; one read less often is
 // evicted, in the worst case, after half a shard of other moves rather than a whole one.
 // Expiry is each entry's own, checked by the caller on its clock.
-type lruCache struct {
+type lruCache[K shardKey] struct {
 	seed   maphash.Seed
 	mask   uint64
-	shards []lruShard
+	shards []lruShard[K]
 }
 
-type lruShard struct {
+// shardKey is a cache key; its number picks the shard.
+type shardKey interface {
+	comparable
+	number() string
+}
+
+type lruShard[K shardKey] struct {
 	mu    sync.RWMutex
-	lru   *simplelru.LRU[cacheKey, *cacheEntry]
+	lru   *simplelru.LRU[K, *cacheEntry]
 	moves uint64 // adds and moves to the front, under mu (write)
 	size  int    // the shard's share of the cache's size
 	half  uint64 // promote an entry after this many moves since its last one
@@ -50,7 +56,7 @@ type lruShard struct {
 }
 
 // newLRUCache returns a cache of size entries in all (size > 0).
-func newLRUCache(size int) (*lruCache, error) {
+func newLRUCache[K shardKey](size int) (*lruCache[K], error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("checks: cache size %d: must be positive", size)
 	}
@@ -58,13 +64,13 @@ func newLRUCache(size int) (*lruCache, error) {
 	for n < maxShards && size/(n*2) >= minShardSize {
 		n *= 2
 	}
-	c := &lruCache{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]lruShard, n)}
+	c := &lruCache[K]{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]lruShard[K], n)}
 	for i := range c.shards {
 		per := size / n
 		if i < size%n {
 			per++
 		}
-		l, err := simplelru.NewLRU[cacheKey, *cacheEntry](per, nil)
+		l, err := simplelru.NewLRU[K, *cacheEntry](per, nil)
 		if err != nil {
 			return nil, fmt.Errorf("checks: cache shard of %d: %w", per, err)
 		}
@@ -74,15 +80,15 @@ func newLRUCache(size int) (*lruCache, error) {
 	return c, nil
 }
 
-func (c *lruCache) shard(k cacheKey) *lruShard {
+func (c *lruCache[K]) shard(k K) *lruShard[K] {
 	if c.mask == 0 {
 		return &c.shards[0]
 	}
-	return &c.shards[maphash.String(c.seed, k.msisdn)&c.mask]
+	return &c.shards[maphash.String(c.seed, k.number())&c.mask]
 }
 
 // get returns k's entry if it has not expired at now. An expired entry is removed.
-func (c *lruCache) get(k cacheKey, now time.Time) (*cacheEntry, bool) {
+func (c *lruCache[K]) get(k K, now time.Time) (*cacheEntry, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
 	e, ok := s.lru.Peek(k)
@@ -111,7 +117,7 @@ func (c *lruCache) get(k cacheKey, now time.Time) (*cacheEntry, bool) {
 
 // add stores e under k, replacing any entry, and evicts the shard's least recently used
 // entry when the shard is full.
-func (c *lruCache) add(k cacheKey, e *cacheEntry) {
+func (c *lruCache[K]) add(k K, e *cacheEntry) {
 	s := c.shard(k)
 	s.mu.Lock()
 	s.moves++
@@ -121,7 +127,7 @@ func (c *lruCache) add(k cacheKey, e *cacheEntry) {
 }
 
 // len is the number of entries, expired ones not yet removed included.
-func (c *lruCache) len() int {
+func (c *lruCache[K]) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -133,7 +139,7 @@ func (c *lruCache) len() int {
 }
 
 // contains reports whether k is cached, expired or not, without moving it.
-func (c *lruCache) contains(k cacheKey) bool {
+func (c *lruCache[K]) contains(k K) bool {
 	s := c.shard(k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()

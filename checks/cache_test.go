@@ -16,7 +16,7 @@ func numKey(i int) cacheKey {
 func TestLRUCacheGetAddExpiry(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	for _, size := range []int{1, 3, 1000, 100000} {
-		c, err := newLRUCache(size)
+		c, err := newLRUCache[cacheKey](size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,14 +46,14 @@ func TestLRUCacheGetAddExpiry(t *testing.T) {
 			t.Fatalf("size %d: expired entry not removed (len %d)", size, c.len())
 		}
 	}
-	if _, err := newLRUCache(0); err == nil {
+	if _, err := newLRUCache[cacheKey](0); err == nil {
 		t.Fatal("size 0 accepted")
 	}
 }
 
 func TestLRUCacheSharding(t *testing.T) {
 	for _, tc := range []struct{ size, shards int }{{1, 1}, {511, 1}, {512, 2}, {4096, 16}, {100000, 16}} {
-		c, err := newLRUCache(tc.size)
+		c, err := newLRUCache[cacheKey](tc.size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestLRUCacheSharding(t *testing.T) {
 func TestLRUCacheBoundAndRecency(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	const size = 4096
-	c, err := newLRUCache(size)
+	c, err := newLRUCache[cacheKey](size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestLRUCacheBoundAndRecency(t *testing.T) {
 
 func TestLRUCacheSingleShardExactLRU(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	c, err := newLRUCache(4)
+	c, err := newLRUCache[cacheKey](4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestLRUCacheSingleShardExactLRU(t *testing.T) {
 
 func TestLRUCacheConcurrent(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
-	c, err := newLRUCache(1024)
+	c, err := newLRUCache[cacheKey](1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,4 +205,40 @@ func TestGuardWallClock(t *testing.T) {
 	if NewGuard(&fakeProvider{}, GuardConfig{Now: newClock().Now}, nil).WallClock() {
 		t.Error("configured clock taken for the wall clock")
 	}
+}
+
+// BenchmarkGuardPeekAt is a cached answer as the interceptor's fast path asks for it (the
+// clock read apart), from one goroutine and from all (different numbers).
+func BenchmarkGuardPeekAt(b *testing.B) {
+	clk := newClock()
+	g := NewGuard(&fakeProvider{fn: okResult(clk)}, GuardConfig{}, nil)
+	const numbers = 1000
+	qs := make([]Query, numbers)
+	for i := range qs {
+		qs[i] = Query{MSISDN: fmt.Sprintf("+4477009%05d", i), Signal: SimSwap, MaxAge: 72 * time.Hour}
+		if _, err := g.Check(context.Background(), qs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := g.Now()
+	b.Run("serial", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, _, ok := g.PeekAt(qs[i%numbers], now); !ok {
+				b.Fatal("miss")
+			}
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, _, ok := g.PeekAt(qs[i%numbers], now); !ok {
+					b.Fatal("miss")
+				}
+				i += 7
+			}
+		})
+	})
 }

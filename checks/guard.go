@@ -128,10 +128,10 @@ type Guard struct {
 	cfg    GuardConfig
 	log    *zap.Logger
 	now    func() time.Time
-	wall   bool                  // now is time.Now (GuardConfig.Now was nil)
-	caches [numSignals]*lruCache // by signalIndex, fixed after NewGuard; nil = no caching
+	wall   bool                             // now is time.Now (GuardConfig.Now was nil)
+	caches [numSignals]*lruCache[numberKey] // by signalIndex, fixed after NewGuard; nil = no caching
 	ttls   [numSignals]time.Duration
-	errs   *lruCache // nil = errors not cached
+	errs   *lruCache[cacheKey] // nil = errors not cached
 	sf     singleflight.Group
 	br     breaker
 
@@ -179,11 +179,11 @@ func NewGuard(p Provider, cfg GuardConfig, log *zap.Logger) *Guard {
 		i := signalIndex(s)
 		g.ttls[i] = ttl
 		if ttl > 0 {
-			g.caches[i] = mustLRU(cfg.CacheSize)
+			g.caches[i] = mustLRU[numberKey](cfg.CacheSize)
 		}
 	}
 	if cfg.ErrorTTL > 0 {
-		g.errs = mustLRU(cfg.CacheSize)
+		g.errs = mustLRU[cacheKey](cfg.CacheSize)
 	}
 	return g
 }
@@ -245,22 +245,18 @@ func (g *Guard) Now() time.Time { return g.now() }
 func (g *Guard) WallClock() bool { return g.wall }
 
 // PeekAt is Cached for a caller that reads the Guard's clock once (Now) for several queries
-// of one decision: entries expire as of now. It copies nothing: the Result's LastChange,
-// StatusAt, Forwardings and CountryName are the cache's own, which the caller must not
-// modify (Cached returns copies).
-func (g *Guard) PeekAt(q Query, now time.Time) (res Result, err error, ok bool) {
+// of one decision: entries expire as of now. It copies nothing: res is the cache's own (nil
+// with an error), which the caller must only read (Cached returns copies).
+func (g *Guard) PeekAt(q Query, now time.Time) (res *Result, err error, ok bool) {
 	e, ok := g.cached(q.Signal, keyOf(q), now)
 	if !ok {
-		return Result{}, nil, false
+		return nil, nil, false
 	}
 	g.hits.Add(1)
 	if e.cerr != nil {
-		return Result{}, e.cerr, true
+		return nil, e.cerr, true
 	}
-	res = e.res
-	res.Cached = true
-	res.Latency = 0
-	return res, nil, true
+	return &e.res, nil, true
 }
 
 // timeoutGrace is how long past the call timeout a waiter waits for a provider that does
@@ -271,10 +267,7 @@ func hit(e *cacheEntry) (Result, error) {
 	if e.cerr != nil {
 		return Result{}, e.cerr
 	}
-	r := e.res.Clone()
-	r.Cached = true
-	r.Latency = 0
-	return r, nil
+	return e.res.Clone(), nil
 }
 
 // cacheKey identifies a question: MaxAge counts (in CAMARA hours) only for swap signals
@@ -293,6 +286,16 @@ func keyOf(q Query) cacheKey {
 	return k
 }
 
+func (k cacheKey) number() string { return k.msisdn }
+
+// numberKey is a cacheKey within one signal's cache.
+type numberKey struct {
+	msisdn string
+	maxAge int
+}
+
+func (k numberKey) number() string { return k.msisdn }
+
 // String is the singleflight key.
 func (k cacheKey) String() string {
 	s := string(k.signal) + "|" + k.msisdn
@@ -302,8 +305,8 @@ func (k cacheKey) String() string {
 	return s
 }
 
-func mustLRU(size int) *lruCache {
-	c, err := newLRUCache(size)
+func mustLRU[K shardKey](size int) *lruCache[K] {
+	c, err := newLRUCache[K](size)
 	if err != nil { // only for size <= 0, which NewGuard rules out
 		panic(err.Error())
 	}
@@ -329,7 +332,7 @@ func signalIndex(s Signal) int {
 }
 
 // signalCache is s's cache, nil when s is not cached.
-func (g *Guard) signalCache(s Signal) *lruCache {
+func (g *Guard) signalCache(s Signal) *lruCache[numberKey] {
 	if i := signalIndex(s); i >= 0 {
 		return g.caches[i]
 	}
@@ -340,7 +343,7 @@ func (g *Guard) signalCache(s Signal) *lruCache {
 // Guard's clock. An expired entry is removed.
 func (g *Guard) cached(s Signal, key cacheKey, now time.Time) (*cacheEntry, bool) {
 	if c := g.signalCache(s); c != nil {
-		if e, ok := c.get(key, now); ok {
+		if e, ok := c.get(numberKey{key.msisdn, key.maxAge}, now); ok {
 			return e, true
 		}
 	}
@@ -457,7 +460,9 @@ func (g *Guard) store(s Signal, key cacheKey, res Result, err error) {
 	switch {
 	case err == nil || errors.Is(err, ErrUnknownNumber):
 		if c := g.signalCache(s); c != nil {
-			c.add(key, newCacheEntry(res.Clone(), err, now.Add(g.ttls[signalIndex(s)])))
+			hit := res.Clone()
+			hit.Cached, hit.Latency = true, 0
+			c.add(numberKey{key.msisdn, key.maxAge}, newCacheEntry(hit, err, now.Add(g.ttls[signalIndex(s)])))
 		}
 	case errors.Is(err, ErrSaturated), errors.Is(err, ErrBreakerOpen):
 	default:

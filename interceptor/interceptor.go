@@ -255,7 +255,7 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 	// The answers are gathered on the stack (policies have a few checks) and turned into
 	// signals once all hit, so a miss allocates nothing.
 	type answer struct {
-		res checks.Result
+		res *checks.Result // the cache's own (guard) or a copy (cache); nil with err
 		err error
 	}
 	var buf [4]answer
@@ -281,7 +281,9 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 			}
 			a.res, a.err, hit = pk.guard.PeekAt(q, guardNow)
 		} else {
-			a.res, a.err, hit = pk.cache.Cached(q)
+			var res checks.Result
+			res, a.err, hit = pk.cache.Cached(q)
+			a.res = &res
 		}
 		if !hit {
 			return false
@@ -290,7 +292,7 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 	}
 	sigs := make([]SignalOutcome, len(answers))
 	for i := range answers {
-		sigs[i] = ic.outcome(&p.Checks[i], m, &answers[i].res, answers[i].err, 0, now)
+		sigs[i] = ic.outcome(&p.Checks[i], m, answers[i].res, answers[i].err, 0, now)
 	}
 	m.MSISDN, m.Signals = msisdn, sigs
 	m.Decision = Decide(p, sigs)
@@ -302,7 +304,7 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 // of a decision's checks, without copying (checks.Guard). The results are only read.
 type guardPeeker interface {
 	Now() time.Time
-	PeekAt(q checks.Query, now time.Time) (checks.Result, error, bool)
+	PeekAt(q checks.Query, now time.Time) (*checks.Result, error, bool)
 }
 
 // wallClocked is a provider whose clock is time.Now (checks.Guard without GuardConfig.Now).
