@@ -47,24 +47,48 @@ const minDigits, maxDigits = 6, 15
 // Known limit: the trunk "0" is always dropped for national numbers, which is wrong for
 // numbering plans that keep it (Italy's fixed lines, +39 0...).
 func NormalizeMSISDN(addr string, ton, npi byte, defaultCC string) (string, error) {
-	a := strings.TrimSpace(addr)
+	return NormalizeMSISDNPlus(addr, "", ton, npi, defaultCC)
+}
+
+// NormalizeMSISDNPlus is NormalizeMSISDN for a caller that holds "+" followed by addr
+// already (plusAddr; "" if not): when the E.164 form is exactly that, it is returned
+// instead of a new string. An address that starts with '+' is returned as it is too.
+func NormalizeMSISDNPlus(addr, plusAddr string, ton, npi byte, defaultCC string) (string, error) {
+	a, cc, digits, err := normalizeParts(addr, ton, npi, defaultCC)
+	switch {
+	case err != nil:
+		return "", err
+	case cc != "":
+		return "+" + cc + digits, nil
+	case a[0] == '+': // a is "+" + digits
+		return a, nil
+	case len(plusAddr) == len(digits)+1 && plusAddr[0] == '+' && plusAddr[1:] == digits:
+		return plusAddr, nil
+	}
+	return "+" + digits, nil
+}
+
+// normalizeParts is NormalizeMSISDN's work: the E.164 form is "+" + cc + digits, where cc
+// is the default country code of a national number ("" otherwise) and digits is the end of
+// a, addr without surrounding spaces.
+func normalizeParts(addr string, ton, npi byte, defaultCC string) (a, cc, digits string, err error) {
+	a = strings.TrimSpace(addr)
 	if a == "" {
-		return "", fmt.Errorf("checks: empty destination address: %w", ErrInvalid)
+		return "", "", "", fmt.Errorf("checks: empty destination address: %w", ErrInvalid)
 	}
 	switch ton {
 	case tonUnknown, tonInternational, tonNational:
 	case tonAlphanumeric:
-		return "", fmt.Errorf("checks: destination is alphanumeric (TON 5), not a phone number: %w", ErrInvalid)
+		return "", "", "", fmt.Errorf("checks: destination is alphanumeric (TON 5), not a phone number: %w", ErrInvalid)
 	default:
-		return "", fmt.Errorf("checks: destination has TON %d, which cannot be turned into E.164: %w", ton, ErrInvalid)
+		return "", "", "", fmt.Errorf("checks: destination has TON %d, which cannot be turned into E.164: %w", ton, ErrInvalid)
 	}
 	switch npi {
 	case npiUnknown, npiE164, npiNational:
 	default:
-		return "", fmt.Errorf("checks: destination has NPI %d, not a telephone numbering plan: %w", npi, ErrInvalid)
+		return "", "", "", fmt.Errorf("checks: destination has NPI %d, not a telephone numbering plan: %w", npi, ErrInvalid)
 	}
 
-	var digits string
 	switch {
 	case strings.HasPrefix(a, "+"):
 		digits = a[1:]
@@ -73,24 +97,24 @@ func NormalizeMSISDN(addr string, ton, npi byte, defaultCC string) (string, erro
 	case ton == tonInternational:
 		digits = a
 	case ton == tonNational || strings.HasPrefix(a, "0"):
-		cc, err := countryCode(defaultCC)
-		if err != nil {
-			return "", fmt.Errorf("checks: national destination: %w", err)
+		if cc, err = countryCode(defaultCC); err != nil {
+			return "", "", "", fmt.Errorf("checks: national destination: %w", err)
 		}
-		digits = cc + strings.TrimPrefix(a, "0")
+		digits = strings.TrimPrefix(a, "0")
 	default: // TON 0, bare digits
 		digits = a
 	}
-	if !allDigits(digits) {
-		return "", fmt.Errorf("checks: destination is not a phone number (digits only): %w", ErrInvalid)
+	if (digits != "" || cc == "") && !allDigits(digits) { // a national "0" alone is too short
+
+		return "", "", "", fmt.Errorf("checks: destination is not a phone number (digits only): %w", ErrInvalid)
 	}
-	if n := len(digits); n < minDigits || n > maxDigits {
-		return "", fmt.Errorf("checks: destination has %d digits, want %d..%d: %w", n, minDigits, maxDigits, ErrInvalid)
+	if n := len(cc) + len(digits); n < minDigits || n > maxDigits {
+		return "", "", "", fmt.Errorf("checks: destination has %d digits, want %d..%d: %w", n, minDigits, maxDigits, ErrInvalid)
 	}
-	if digits[0] == '0' {
-		return "", fmt.Errorf("checks: destination: an international number cannot start with 0: %w", ErrInvalid)
+	if cc == "" && digits[0] == '0' {
+		return "", "", "", fmt.Errorf("checks: destination: an international number cannot start with 0: %w", ErrInvalid)
 	}
-	return "+" + digits, nil
+	return a, cc, digits, nil
 }
 
 // countryCode validates a default country code: 1 to 3 digits, optional leading '+'.

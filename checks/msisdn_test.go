@@ -2,6 +2,7 @@ package checks
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,99 @@ func TestResultClone(t *testing.T) {
 	if !r.LastChange.Equal(now) || r.Forwardings[0] != "unconditional" || r.CountryName[0] != "DE" || c.StatusAt == r.StatusAt {
 		t.Fatalf("Clone shares memory with the original")
 	}
+}
+
+// NormalizeMSISDN and NormalizeMSISDNPlus give what NormalizeMSISDN gave before it shared
+// its work with NormalizeMSISDNPlus (normalizeMSISDNRef, kept verbatim), errors included.
+func TestNormalizeMSISDNPlusMatchesReference(t *testing.T) {
+	addrs := []string{"", " ", "+", "0", "00", "000", "+0", "+44", "447700900123", " 447700900123 ", "+447700900123",
+		" +447700900123", "00447700900123", "07700900123", "0", "07", "0770", "7700900123", "12345", "123456",
+		"1234567890123456", "+1234567890123456", "44 7700 900123", "abc", "+44770090012a", "0044", "00+44"}
+	for _, addr := range addrs {
+		for _, ton := range []byte{0, 1, 2, 3, 5} {
+			for _, npi := range []byte{0, 1, 3, 8} {
+				for _, cc := range []string{"", "44", "+1", "0", "1234", " 44 "} {
+					want, wantErr := normalizeMSISDNRef(addr, ton, npi, cc)
+					for _, got := range []func() (string, error){
+						func() (string, error) { return NormalizeMSISDN(addr, ton, npi, cc) },
+						func() (string, error) { return NormalizeMSISDNPlus(addr, "+"+addr, ton, npi, cc) },
+						func() (string, error) { return NormalizeMSISDNPlus(addr, "", ton, npi, cc) },
+						func() (string, error) { return NormalizeMSISDNPlus(addr, "+999", ton, npi, cc) },
+					} {
+						s, err := got()
+						if s != want || (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+							t.Fatalf("%q TON %d NPI %d cc %q: %q, %v; want %q, %v", addr, ton, npi, cc, s, err, want, wantErr)
+						}
+						if err != nil && !errors.Is(err, ErrInvalid) {
+							t.Fatalf("%q: %v does not match ErrInvalid", addr, err)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// An address given with its '+', or with the caller's "+" + address, is not copied.
+func TestNormalizeMSISDNPlusAllocations(t *testing.T) {
+	plus := "+447700900123"
+	bare := plus[1:]
+	if n := testing.AllocsPerRun(100, func() {
+		if s, err := NormalizeMSISDNPlus(bare, plus, 1, 1, ""); err != nil || s != plus {
+			t.Fatal(s, err)
+		}
+		if s, err := NormalizeMSISDN(plus, 1, 1, ""); err != nil || s != plus {
+			t.Fatal(s, err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+// normalizeMSISDNRef is NormalizeMSISDN as it was written before NormalizeMSISDNPlus.
+func normalizeMSISDNRef(addr string, ton, npi byte, defaultCC string) (string, error) {
+	a := strings.TrimSpace(addr)
+	if a == "" {
+		return "", fmt.Errorf("checks: empty destination address: %w", ErrInvalid)
+	}
+	switch ton {
+	case tonUnknown, tonInternational, tonNational:
+	case tonAlphanumeric:
+		return "", fmt.Errorf("checks: destination is alphanumeric (TON 5), not a phone number: %w", ErrInvalid)
+	default:
+		return "", fmt.Errorf("checks: destination has TON %d, which cannot be turned into E.164: %w", ton, ErrInvalid)
+	}
+	switch npi {
+	case npiUnknown, npiE164, npiNational:
+	default:
+		return "", fmt.Errorf("checks: destination has NPI %d, not a telephone numbering plan: %w", npi, ErrInvalid)
+	}
+
+	var digits string
+	switch {
+	case strings.HasPrefix(a, "+"):
+		digits = a[1:]
+	case strings.HasPrefix(a, "00"):
+		digits = a[2:]
+	case ton == tonInternational:
+		digits = a
+	case ton == tonNational || strings.HasPrefix(a, "0"):
+		cc, err := countryCode(defaultCC)
+		if err != nil {
+			return "", fmt.Errorf("checks: national destination: %w", err)
+		}
+		digits = cc + strings.TrimPrefix(a, "0")
+	default: // TON 0, bare digits
+		digits = a
+	}
+	if !allDigits(digits) {
+		return "", fmt.Errorf("checks: destination is not a phone number (digits only): %w", ErrInvalid)
+	}
+	if n := len(digits); n < minDigits || n > maxDigits {
+		return "", fmt.Errorf("checks: destination has %d digits, want %d..%d: %w", n, minDigits, maxDigits, ErrInvalid)
+	}
+	if digits[0] == '0' {
+		return "", fmt.Errorf("checks: destination: an international number cannot start with 0: %w", ErrInvalid)
+	}
+	return "+" + digits, nil
 }
