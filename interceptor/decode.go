@@ -101,7 +101,7 @@ func Decode(m *Message) error { return DecodeWith(m, DecodeOptions{}) }
 // for Part when the message is a part of a concatenated one.
 func DecodeWith(m *Message, o DecodeOptions) error {
 	m.Command, m.Source, m.Dest, m.DestTON, m.DestNPI, m.DataCoding = 0, "", "", 0, 0, 0
-	m.Text, m.Binary, m.Part = "", false, nil
+	m.Text, m.Binary, m.Part, m.plusDest = "", false, nil, ""
 	p := m.PDU
 	if p == nil || p.Len() < smpp.HeaderLen {
 		m.Binary = true
@@ -173,9 +173,12 @@ func DecodeWith(m *Message, o DecodeOptions) error {
 		n = decodeText(nil, alpha, text, skip)
 	}
 
+	// One allocation: source, '+', destination, text. "+" + destination is the E.164 form
+	// of most destinations, which normalising then need not build (Message.plusDest).
 	var sb strings.Builder
-	sb.Grow(len(src) + len(dst) + n)
+	sb.Grow(len(src) + 1 + len(dst) + n)
 	sb.Write(src)
+	sb.WriteByte('+')
 	sb.Write(dst)
 	if verbatim {
 		sb.Write(text)
@@ -184,8 +187,9 @@ func DecodeWith(m *Message, o DecodeOptions) error {
 	}
 	s := sb.String()
 	m.Source = s[:len(src)]
-	m.Dest = s[len(src) : len(src)+len(dst)]
-	m.Text = s[len(src)+len(dst):]
+	m.plusDest = s[len(src) : len(src)+1+len(dst)]
+	m.Dest = m.plusDest[1:]
+	m.Text = s[len(src)+1+len(dst):]
 
 	if part.Total != 0 {
 		m.Part = new(Part)

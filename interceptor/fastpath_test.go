@@ -265,3 +265,35 @@ func TestDecodeVerbatimMatchesDecodeText(t *testing.T) {
 		}
 	}
 }
+
+// A cached OTP decision allocates the decoded text, the signals and the masked destination
+// (with MaskKeep 4), besides the Message its caller made: the E.164 number is the decoded
+// "+" + destination, and nothing else is built.
+func TestCachedFastPathAllocations(t *testing.T) {
+	if raceEnabled() {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	prov := &scripted{swapped: map[string]bool{}, fwd: map[string]bool{}}
+	g := checks.NewGuard(prov, checks.GuardConfig{}, nil)
+	ic, _ := newTestInterceptor(t, prov, func(_ *Policy, c *Config) {
+		c.Providers = map[string]checks.Provider{"op": g}
+		c.Audit = AuditFunc(func(AuditRecord) {})
+	})
+	pdu := smFrame(t, "447700900001", 0, []byte("Your ACME verification code is 482913. Do not share it."))
+	if _, pending := submit(t, ic, pdu); !pending {
+		t.Fatal("first OTP decided at once")
+	}
+	var m *Message
+	n := testing.AllocsPerRun(200, func() {
+		m = &Message{Account: "bank", PDU: pdu, Received: time.Now()}
+		if !ic.Submit(context.Background(), m, nil) {
+			t.Fatal("not decided at once")
+		}
+	})
+	if m.MSISDN != "+447700900001" || m.Dest != "447700900001" || len(m.Signals) != 2 {
+		t.Fatalf("message %+v", m)
+	}
+	if n > 4 {
+		t.Fatalf("%v allocations per cached OTP, want at most 4", n)
+	}
+}

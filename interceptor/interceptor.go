@@ -248,7 +248,7 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 	if len(peekers) != len(p.Checks) {
 		return false // a check's provider has no cache
 	}
-	msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
+	msisdn, err := checks.NormalizeMSISDNPlus(m.Dest, m.plusDest, m.DestTON, m.DestNPI, p.DefaultCC)
 	if err != nil {
 		return false
 	}
@@ -565,7 +565,7 @@ func (s lookupStep) Wrap(next Handler) Handler {
 		if m.Command == smpp.SubmitMulti && m.PDU != nil {
 			return s.multi(ctx, p, m, next)
 		}
-		msisdn, err := checks.NormalizeMSISDN(m.Dest, m.DestTON, m.DestNPI, p.DefaultCC)
+		msisdn, err := checks.NormalizeMSISDNPlus(m.Dest, m.plusDest, m.DestTON, m.DestNPI, p.DefaultCC)
 		m.Signals = make([]SignalOutcome, len(p.Checks))
 		if err != nil {
 			for i, c := range p.Checks {

@@ -27,6 +27,7 @@ type Message struct {
 	Command          smpp.CommandID
 	Source           string // source_addr
 	Dest             string // destination_addr as sent (first SME destination for submit_multi)
+	plusDest         string // "+" + Dest, set by Decode (sharing its allocation)
 	DestTON, DestNPI byte
 	DataCoding       byte
 	// Text is the decoded text of this PDU (UDH stripped); empty when Binary.
@@ -63,12 +64,11 @@ type SignalOutcome struct {
 	Age     time.Duration `json:"age_ns,omitempty"` // how old the answer is (cached)
 	Latency time.Duration `json:"latency_ns"`       // how long the look-up took
 	Cached  bool          `json:"cached,omitempty"`
+	unknown bool          // the carrier does not know the number (next to Cached: packs the struct)
 	Err     string        `json:"error,omitempty"` // look-up failure; the fail policy applied
 	// CorrelationID is the x-correlator of the call that answered, when it differs from the
 	// message's own (a cached or shared answer).
 	CorrelationID string `json:"correlation_id,omitempty"`
-
-	unknown bool // the carrier does not know the number
 }
 
 // Action is what the interceptor decides for an OTP.
