@@ -82,10 +82,11 @@ type Interceptor struct {
 	chain                                  Handler
 	reasm                                  *Reassembler
 	sem                                    chan struct{}
-	peekers                                map[*Policy][]cachePeeker                      // per policy, its checks' providers' caches
-	submitNames                            [3]string                                      // command names of submit_sm, data_sm, submit_multi
-	counters                               atomic.Pointer[map[decisionKey]*atomic.Uint64] // copied on write
-	countersMu                             sync.Mutex                                     // serialises writers of counters
+	peekers                                map[*Policy][]cachePeeker                   // per policy, its checks' providers' caches
+	submitNames                            [3]string                                   // command names of submit_sm, data_sm, submit_multi
+	counters                               atomic.Pointer[map[decisionKey]*keyCounter] // copied on write
+	countersMu                             sync.Mutex                                  // serialises writers of counters
+	lastCounter                            atomic.Pointer[keyCounter]                  // the counter used last, checked before the map
 	seen, otps, pending, saturated, panics atomic.Uint64
 }
 
@@ -178,7 +179,7 @@ func (ic *Interceptor) Stats() Stats {
 	by, rules, causes := map[Action]uint64{}, map[string]uint64{}, map[string]uint64{}
 	if cs := ic.counters.Load(); cs != nil {
 		for k, v := range *cs {
-			n := v.Load()
+			n := v.n.Load()
 			by[k.action] += n
 			rules[k.rule] += n
 			causes[string(k.action)+"|"+k.cause] += n
@@ -501,32 +502,43 @@ type decisionKey struct {
 // count adds one decision: lock-free once the key was seen. The keys are few (actions ×
 // rules × causes), so a new one copies the map.
 func (ic *Interceptor) count(k decisionKey) {
+	if last := ic.lastCounter.Load(); last != nil && last.key == k {
+		last.n.Add(1) // most decisions repeat the one before: no hashing
+		return
+	}
 	if cs := ic.counters.Load(); cs != nil {
 		if c := (*cs)[k]; c != nil {
-			c.Add(1)
+			c.n.Add(1)
+			ic.lastCounter.Store(c)
 			return
 		}
 	}
 	ic.countersMu.Lock()
 	defer ic.countersMu.Unlock()
 	old := ic.counters.Load()
-	var next map[decisionKey]*atomic.Uint64
+	var next map[decisionKey]*keyCounter
 	if old != nil {
 		if c := (*old)[k]; c != nil { // added meanwhile
-			c.Add(1)
+			c.n.Add(1)
 			return
 		}
-		next = make(map[decisionKey]*atomic.Uint64, len(*old)+1)
+		next = make(map[decisionKey]*keyCounter, len(*old)+1)
 		for kk, c := range *old {
 			next[kk] = c
 		}
 	} else {
-		next = map[decisionKey]*atomic.Uint64{}
+		next = map[decisionKey]*keyCounter{}
 	}
-	c := new(atomic.Uint64)
-	c.Add(1)
+	c := &keyCounter{key: k}
+	c.n.Add(1)
 	next[k] = c
 	ic.counters.Store(&next)
+}
+
+// keyCounter is a decision counter with its key.
+type keyCounter struct {
+	key decisionKey
+	n   atomic.Uint64
 }
 
 // commandName is c.String(), without its map look-up for the submit commands.
