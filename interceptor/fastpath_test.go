@@ -2,6 +2,7 @@ package interceptor
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -295,5 +296,38 @@ func TestCachedFastPathAllocations(t *testing.T) {
 	}
 	if n > 4 {
 		t.Fatalf("%v allocations per cached OTP, want at most 4", n)
+	}
+}
+
+// The memo stays an LRU: a text read often survives many more other texts than a shard
+// holds, one never read again is evicted, and a read returns what was put.
+func TestTextMemoRecency(t *testing.T) {
+	m, err := newTextMemo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(i int) ([]byte, uint64) { return []byte("text " + strconv.Itoa(i)), uint64(i) * memoShards } // all in shard 0
+	hotK, hotH := key(0)
+	m.put(hotK, hotH, memoEntry{done: 3, res: 1})
+	coldK, coldH := key(1)
+	m.put(coldK, coldH, memoEntry{done: 1})
+	for i := 2; i < 10*memoPerShard; i++ {
+		k, h := key(i)
+		m.put(k, h, memoEntry{done: 1})
+		if i%16 == 0 {
+			if e, ok := m.get(hotK, hotH); !ok || e.done != 3 || e.res != 1 {
+				t.Fatalf("hot text lost after %d others: %+v %v", i, e, ok)
+			}
+		}
+		if n := m.shards[0].Len(); n > memoPerShard {
+			t.Fatalf("%d entries in a shard of %d", n, memoPerShard)
+		}
+	}
+	if _, ok := m.get(coldK, coldH); ok {
+		t.Fatal("cold text kept")
+	}
+	// A hash collision is not a hit.
+	if _, ok := m.get([]byte("other text"), hotH); ok {
+		t.Fatal("collision taken for a hit")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"regexp/syntax"
 	"strings"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -32,8 +33,19 @@ const (
 type textMemo struct {
 	seed   maphash.Seed
 	digit  [digitsN]byte // digit → its representative
-	shards [memoShards]*lru.Cache[uint64, memoEntry]
+	shards [memoShards]*memoShard
 }
+
+// memoShard is one LRU of the memo. Look-ups peek under its read lock; an entry moves to
+// the front (the write lock) only once half a shard of other entries were added or moved
+// since it last did, so a text read at least that often stays, as with an exact LRU.
+type memoShard struct {
+	lru   *lru.Cache[uint64, memoEntry]
+	moves atomic.Uint64 // adds and moves to the front
+}
+
+// Len is the number of entries.
+func (s *memoShard) Len() int { return s.lru.Len() }
 
 // memoEntry is what Match learnt about one canonical text: which text regexps (by index <
 // maxMemo) were evaluated and which of those matched, and the prefilter hits.
@@ -42,6 +54,7 @@ type memoEntry struct {
 	done, res uint64
 	hits      uint64
 	hitsDone  bool
+	stamp     uint64 // the shard's moves when the entry last moved to the front
 }
 
 func newTextMemo(patterns []string) (*textMemo, error) {
@@ -52,7 +65,7 @@ func newTextMemo(patterns []string) (*textMemo, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.shards[i] = c
+		m.shards[i] = &memoShard{lru: c}
 	}
 	return m, nil
 }
@@ -139,14 +152,23 @@ func (m *textMemo) key(text string, buf *[memoMaxText]byte) (k []byte, h uint64,
 }
 
 func (m *textMemo) get(k []byte, h uint64) (memoEntry, bool) {
-	e, ok := m.shards[h%memoShards].Get(h)
+	s := m.shards[h%memoShards]
+	e, ok := s.lru.Peek(h)
 	if !ok || e.text != string(k) {
 		return memoEntry{}, false
+	}
+	if s.moves.Load()-e.stamp >= memoPerShard/2 {
+		// Drifted into the older half: move it to the front. A put of the same text
+		// meanwhile may be overwritten by this older entry; both are true of the text.
+		e.stamp = s.moves.Add(1)
+		s.lru.Add(h, e)
 	}
 	return e, true
 }
 
 func (m *textMemo) put(k []byte, h uint64, e memoEntry) {
+	s := m.shards[h%memoShards]
 	e.text = string(k)
-	m.shards[h%memoShards].Add(h, e)
+	e.stamp = s.moves.Add(1)
+	s.lru.Add(h, e)
 }
