@@ -496,12 +496,12 @@ func gsm7Same(c byte) bool {
 
 // gsm7AllSame reports whether every octet of unpacked GSM 7-bit b decodes to itself.
 func gsm7AllSame(b []byte) bool {
-	for _, c := range b {
-		if !gsm7Same(c) {
-			return false
-		}
+	masks := [4]uint64{gsm7SameLo, gsm7SameHi} // octets from 0x80 have no bit
+	var same uint64 = 1
+	for _, c := range b { // no branch per octet
+		same &= masks[c>>6] >> (c & 63)
 	}
-	return true
+	return same&1 != 0
 }
 
 // allASCII reports whether b is all 7-bit ASCII.

@@ -331,3 +331,19 @@ func TestTextMemoRecency(t *testing.T) {
 		t.Fatal("collision taken for a hit")
 	}
 }
+
+func TestGSM7AllSame(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := []byte("Your code is 1234")
+		for _, at := range []int{0, 8, len(b) - 1} {
+			x := append([]byte(nil), b...)
+			x[at] = byte(c)
+			if got, want := gsm7AllSame(x), gsm7Same(byte(c)); got != want {
+				t.Fatalf("%q: %v, want %v", x, got, want)
+			}
+		}
+	}
+	if !gsm7AllSame(nil) {
+		t.Fatal("empty text")
+	}
+}

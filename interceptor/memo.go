@@ -33,6 +33,7 @@ const (
 type textMemo struct {
 	seed   maphash.Seed
 	digit  [digitsN]byte // digit → its representative
+	canon  [256]byte     // octet → itself, or a digit's representative
 	shards [memoShards]*memoShard
 }
 
@@ -60,6 +61,12 @@ type memoEntry struct {
 func newTextMemo(patterns []string) (*textMemo, error) {
 	m := &textMemo{seed: maphash.MakeSeed()}
 	m.digit = digitClasses(patterns)
+	for c := range m.canon {
+		m.canon[c] = byte(c)
+	}
+	for d, r := range m.digit {
+		m.canon['0'+d] = r
+	}
 	for i := range m.shards {
 		c, err := lru.New[uint64, memoEntry](memoPerShard)
 		if err != nil {
@@ -142,11 +149,7 @@ func (m *textMemo) key(text string, buf *[memoMaxText]byte) (k []byte, h uint64,
 	}
 	k = buf[:len(text)]
 	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if '0' <= c && c <= '9' {
-			c = m.digit[c-'0']
-		}
-		k[i] = c
+		k[i] = m.canon[text[i]]
 	}
 	return k, maphash.Bytes(m.seed, k), true
 }
