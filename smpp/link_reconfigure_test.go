@@ -3,6 +3,7 @@ package smpp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -238,16 +239,7 @@ func TestLinkReconfigureRollsOneBindAtATime(t *testing.T) {
 	shared := newBindCounter()
 	old := startCountingSMSC(t, shared, 20*time.Millisecond)
 	nw := startCountingSMSC(t, shared, 5*time.Millisecond)
-	cfg := LinkConfig{
-		Name: "carrier", Addr: old.addr(), Bind: BindParams{SystemID: "proxy", Password: "pw"}, Binds: n,
-		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
-		Session: Config{Window: 8, ResponseTimeout: 2 * time.Second, BindTimeout: 2 * time.Second},
-		Logger:  zaptest.NewLogger(t),
-	}
-	l := NewLink(cfg)
-	l.Start(ctx)
-	defer l.Close(context.Background())
-	waitFor(t, "3 binds", 5*time.Second, func() bool { return old.binds("proxy") == n && boundSlots(l) == n })
+	cfg, l := startBoundLink(ctx, t, old, n, 2*time.Second)
 
 	sd := startSender(ctx, t, l, 6)
 	waitFor(t, "traffic on the old SMSC", 5*time.Second, func() bool { return old.submits.Load() >= 20 })
@@ -293,16 +285,7 @@ func TestLinkReconfigureStopsOnFailedBind(t *testing.T) {
 	deadAddr := dead.Addr().String()
 	dead.Close() // nothing listens there: the dial is refused
 
-	cfg := LinkConfig{
-		Name: "carrier", Addr: old.addr(), Bind: BindParams{SystemID: "proxy", Password: "pw"}, Binds: n,
-		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
-		Session: Config{Window: 8, ResponseTimeout: 2 * time.Second, BindTimeout: 300 * time.Millisecond},
-		Logger:  zaptest.NewLogger(t),
-	}
-	l := NewLink(cfg)
-	l.Start(ctx)
-	defer l.Close(context.Background())
-	waitFor(t, "3 binds", 5*time.Second, func() bool { return old.binds("proxy") == n && boundSlots(l) == n })
+	cfg, l := startBoundLink(ctx, t, old, n, 300*time.Millisecond)
 	sd := startSender(ctx, t, l, 4)
 
 	bad := cfg
@@ -340,16 +323,7 @@ func TestLinkReconfigureBindCount(t *testing.T) {
 	defer cancel()
 	shared := newBindCounter()
 	smsc := startCountingSMSC(t, shared, 5*time.Millisecond)
-	cfg := LinkConfig{
-		Name: "carrier", Addr: smsc.addr(), Bind: BindParams{SystemID: "proxy", Password: "pw"}, Binds: 3,
-		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
-		Session: Config{Window: 8, ResponseTimeout: 2 * time.Second, BindTimeout: 2 * time.Second},
-		Logger:  zaptest.NewLogger(t),
-	}
-	l := NewLink(cfg)
-	l.Start(ctx)
-	defer l.Close(context.Background())
-	waitFor(t, "3 binds", 5*time.Second, func() bool { return smsc.binds("proxy") == 3 && boundSlots(l) == 3 })
+	cfg, l := startBoundLink(ctx, t, smsc, 3, 2*time.Second)
 	kept := l.Sessions()[0]
 	sd := startSender(ctx, t, l, 4)
 
@@ -372,4 +346,21 @@ func TestLinkReconfigureBindCount(t *testing.T) {
 	if _, peak := shared.get("proxy"); peak > 4 {
 		t.Fatalf("peak %d binds", peak)
 	}
+}
+
+// startBoundLink starts a link of n binds to smsc (bind timeout bindTimeout; closed when the
+// test ends) and waits until all n are bound there.
+func startBoundLink(ctx context.Context, t *testing.T, smsc *countingSMSC, n int, bindTimeout time.Duration) (LinkConfig, *Link) {
+	t.Helper()
+	cfg := LinkConfig{
+		Name: "carrier", Addr: smsc.addr(), Bind: BindParams{SystemID: "proxy", Password: "pw"}, Binds: n,
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		Session: Config{Window: 8, ResponseTimeout: 2 * time.Second, BindTimeout: bindTimeout},
+		Logger:  zaptest.NewLogger(t),
+	}
+	l := NewLink(cfg)
+	l.Start(ctx)
+	t.Cleanup(func() { l.Close(context.Background()) })
+	waitFor(t, fmt.Sprintf("%d binds", n), 5*time.Second, func() bool { return smsc.binds("proxy") == n && boundSlots(l) == n })
+	return cfg, l
 }

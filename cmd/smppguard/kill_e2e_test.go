@@ -226,6 +226,25 @@ func (e *killESME) statuses(seq uint32) []smpp.Status {
 }
 
 // request sends one submit_sm with sequence number seq and returns its first response status.
+// tally counts the responses to sequence numbers 1..n: requests with none (lost), with more
+// than one (duplicated), and responses by status.
+func (e *killESME) tally(n uint32) (lost, dup int, byStatus map[smpp.Status]int) {
+	byStatus = map[smpp.Status]int{}
+	for seq := uint32(1); seq <= n; seq++ {
+		sts := e.statuses(seq)
+		switch {
+		case len(sts) == 0:
+			lost++
+		case len(sts) > 1:
+			dup++
+		}
+		for _, st := range sts {
+			byStatus[st]++
+		}
+	}
+	return lost, dup, byStatus
+}
+
 func (e *killESME) request(seq uint32, d time.Duration) smpp.Status {
 	e.t.Helper()
 	if err := e.write(killSubmitFrame(e.t, seq)); err != nil {
@@ -502,19 +521,10 @@ func TestE2EKillSMSCProcessWithRequestsInFlight(t *testing.T) {
 	}
 
 	// Count per sequence number, after the last response: a late duplicate would be here.
-	lost, dup := 0, 0
+	lost, dup, bySt := esme.tally(killInFlight)
 	byStatus := map[string]int{}
-	for seq := uint32(1); seq <= killInFlight; seq++ {
-		sts := esme.statuses(seq)
-		switch {
-		case len(sts) == 0:
-			lost++
-		case len(sts) > 1:
-			dup++
-		}
-		for _, st := range sts {
-			byStatus[st.String()]++
-		}
+	for st, n := range bySt {
+		byStatus[st.String()] = n
 	}
 	for _, seq := range []uint32{outageSeq, afterSeq} {
 		if n := len(esme.statuses(seq)); n != 1 {
@@ -596,20 +606,7 @@ func TestE2EKillSMSCProcessMidStream(t *testing.T) {
 	if st := esme.request(killInFlight+1, 10*time.Second); st != smpp.StatusThrottled {
 		t.Fatalf("submit during the outage: %s, want ESME_RTHROTTLED", st)
 	}
-	lost, dup := 0, 0
-	byStatus := map[smpp.Status]int{}
-	for seq := uint32(1); seq <= killInFlight; seq++ {
-		sts := esme.statuses(seq)
-		switch {
-		case len(sts) == 0:
-			lost++
-		case len(sts) > 1:
-			dup++
-		}
-		for _, st := range sts {
-			byStatus[st]++
-		}
-	}
+	lost, dup, byStatus := esme.tally(killInFlight)
 	total, _, _ := esme.counts()
 	t.Logf("SIGKILL after %d of %d answered: sent=%d responded=%d lost=%d duplicated=%d ESME_ROK=%d ESME_RSYSERR=%d other=%d",
 		atKill, killInFlight, killInFlight, killInFlight-lost, lost, dup, byStatus[smpp.StatusOK], byStatus[smpp.StatusSysErr],
@@ -669,21 +666,8 @@ func TestE2EKillSMSCProcessPassThrough(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ESME connection still open 10 s after its upstream was killed")
 	}
-	lost, dup, syserr := 0, 0, 0
-	for seq := uint32(1); seq <= killInFlight; seq++ {
-		sts := esme.statuses(seq)
-		switch {
-		case len(sts) == 0:
-			lost++
-		case len(sts) > 1:
-			dup++
-		}
-		for _, st := range sts {
-			if st == smpp.StatusSysErr {
-				syserr++
-			}
-		}
-	}
+	lost, dup, byStatus := esme.tally(killInFlight)
+	syserr := byStatus[smpp.StatusSysErr]
 	total, _, readErr := esme.counts()
 	esme.mu.Lock()
 	other := append([]string(nil), esme.other...)

@@ -37,20 +37,7 @@ func TestPassThroughSMSCUnbind(t *testing.T) {
 	smsc, addr := ptEnv(t)
 	c := mustBind(t, addr, smpp.BindTransceiver, "pt", "pw")
 	const n = 5
-	type result struct {
-		resp *smpp.PDU
-		err  error
-	}
-	results := make(chan result, n)
-	for range n {
-		go func() {
-			p, _ := smpp.Parse(submitFrame(t, smOpt{text: []byte("hold")}))
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			r, err := c.s.Request(ctx, p)
-			results <- result{r, err}
-		}()
-	}
+	results := requestsInFlight(t, c, n, "hold")
 	smsc.waitHeld(n)
 	smsc.mu.Lock()
 	up := smsc.conn

@@ -212,20 +212,7 @@ func TestUpstreamKilledPassThrough(t *testing.T) {
 	e := newEnv(t, fakesmsc.Config{ResponseDelay: 2 * time.Second}, nil)
 	c := mustBind(t, e.addr, smpp.BindTransceiver, "pt", "ptpw")
 	const n = 20
-	type result struct {
-		resp *smpp.PDU
-		err  error
-	}
-	results := make(chan result, n)
-	for range n {
-		go func() {
-			p, _ := smpp.Parse(submitFrame(t, smOpt{text: []byte("x")}))
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			r, err := c.s.Request(ctx, p)
-			results <- result{r, err}
-		}()
-	}
+	results := requestsInFlight(t, c, n, "x")
 	deadline := time.Now().Add(5 * time.Second)
 	for e.smsc.Stats().Submits < n && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
@@ -432,4 +419,27 @@ func TestPassThroughQueuedReceiptOnRebind(t *testing.T) {
 		}
 		rx.s.Close()
 	}
+}
+
+// reqResult is one request's end: its response, or the error that ended it.
+type reqResult struct {
+	resp *smpp.PDU
+	err  error
+}
+
+// requestsInFlight sends n submit_sm with text on c concurrently; each one's end arrives on
+// the channel returned.
+func requestsInFlight(t *testing.T, c *esmeClient, n int, text string) <-chan reqResult {
+	t.Helper()
+	results := make(chan reqResult, n)
+	for range n {
+		go func() {
+			p, _ := smpp.Parse(submitFrame(t, smOpt{text: []byte(text)}))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r, err := c.s.Request(ctx, p)
+			results <- reqResult{r, err}
+		}()
+	}
+	return results
 }
