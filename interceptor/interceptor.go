@@ -195,7 +195,10 @@ var allow = Decision{Action: ActionAllow, Reason: "not an OTP"}
 // everything that is not an OTP, without allocating a goroutine — or done == false, and then
 // calls resolve exactly once with m.Decision set: from another goroutine, or, for a part of
 // a concatenated message that is not an OTP (its message complete, or its sender
-// synchronous), from within Submit before it returns.
+// synchronous), from within Submit before it returns. When it returns true it keeps no
+// reference to m or resolve (resolve is never called), so the caller may reuse both.
+// m.Received left zero is set from the interceptor's clock when the message needs it: an
+// OTP (decided from the cache: the same reading as the decision) or a concatenated part.
 func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver) (done bool) {
 	ic.seen.Add(1)
 	p := ic.policyFor(m.Account, m.Route)
@@ -207,6 +210,9 @@ func (ic *Interceptor) Submit(ctx context.Context, m *Message, resolve Resolver)
 		m.Binary = true // undecodable text is never matched by text rules
 	}
 	if m.Part != nil && m.Part.Total > 1 {
+		if m.Received.IsZero() {
+			m.Received = ic.cfg.Now() // a held part's decision time counts from its arrival
+		}
 		g, err := ic.reasm.Add(GroupKey(m), *m.Part, m.Text, &held{m: m, resolve: resolve})
 		if err != nil {
 			// Too many groups or a duplicate part: decide this part on its own.
@@ -230,7 +236,14 @@ func (ic *Interceptor) decideOne(ctx context.Context, p *Policy, m *Message, res
 		m.Decision = allow
 		return true
 	}
-	if ic.decideFromCache(p, m) {
+	// One clock reading for the message's arrival and, when its checks are cached, its
+	// decision (when the caller left Received unset, as the relay hook does).
+	var now time.Time
+	if m.Received.IsZero() {
+		now = ic.cfg.Now()
+		m.Received = now
+	}
+	if ic.decideFromCache(p, m, now) {
 		return true
 	}
 	ic.pending.Add(1)
@@ -240,8 +253,9 @@ func (ic *Interceptor) decideOne(ctx context.Context, p *Policy, m *Message, res
 
 // decideFromCache decides an OTP on the caller's goroutine when every check can be answered
 // from its provider's cache: no goroutine, no context, no call out. It reports false (and
-// changes nothing) on any miss; the look-up chain then runs as usual.
-func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
+// changes nothing) on any miss; the look-up chain then runs as usual. now is a reading of
+// the interceptor's clock taken for this message, or zero to read it here.
+func (ic *Interceptor) decideFromCache(p *Policy, m *Message, now time.Time) bool {
 	if m.Command == smpp.SubmitMulti {
 		return false
 	}
@@ -261,7 +275,9 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message) bool {
 	}
 	var buf [4]answer
 	answers := buf[:0]
-	now := ic.cfg.Now() // one clock read for the whole decision
+	if now.IsZero() {
+		now = ic.cfg.Now() // one clock read for the whole decision
+	}
 	var (
 		guard    guardPeeker // the provider whose clock was read, and the reading
 		guardNow time.Time

@@ -20,7 +20,9 @@ type Message struct {
 	Route string
 	// PDU is the submit_sm, data_sm or submit_multi as received. Read-only.
 	PDU *smpp.PDU
-	// Received is when the proxy read it.
+	// Received is when the proxy read it. Left zero, Submit sets it from its clock when the
+	// message needs it (an OTP, a concatenated part); a message that is not an OTP keeps it
+	// zero.
 	Received time.Time
 
 	// Set by Decode.
