@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -240,6 +241,7 @@ type otpHook struct {
 	relay *relay.Relay
 	log   *zap.Logger
 	ids   atomic.Uint64
+	calls sync.Pool // *otpCall, reused after decisions made at once
 }
 
 // otpState is one configuration's interceptor and account policies.
@@ -260,13 +262,41 @@ func (h *otpHook) Intercepts(account, route string) bool {
 	return st != nil && (st.pols[account] != nil || (route != "" && st.routePols[route] != nil))
 }
 
+// otpCall is one submit's message and the resolver that answers its request, built once per
+// otpCall. A call decided at once whose verdict keeps no reference to the message goes back
+// to otpHook.calls for the next submit, so such a submit allocates neither.
+type otpCall struct {
+	m       interceptor.Message
+	req     *relay.SubmitRequest
+	resolve interceptor.Resolver
+}
+
+// call takes an otpCall from the pool, or makes one.
+func (h *otpHook) call() *otpCall {
+	if c, _ := h.calls.Get().(*otpCall); c != nil {
+		return c
+	}
+	c := &otpCall{}
+	c.resolve = func(m *interceptor.Message) { c.req.Resolve(h.verdict(m)) }
+	return c
+}
+
+// Submit leaves Message.Received to the interceptor: it reads its clock only for a message
+// that needs it (an OTP: one reading for its arrival and its decision from the cache).
 func (h *otpHook) Submit(req *relay.SubmitRequest) relay.Verdict {
 	st := h.state.Load()
-	m := &interceptor.Message{Account: req.Account, Route: req.Route, PDU: req.PDU, Received: time.Now()}
-	if st.ic.Submit(req.Ctx, m, func(m *interceptor.Message) { req.Resolve(h.verdict(m)) }) {
-		return h.verdict(m)
+	c := h.call()
+	c.m = interceptor.Message{Account: req.Account, Route: req.Route, PDU: req.PDU}
+	c.req = req
+	if !st.ic.Submit(req.Ctx, &c.m, c.resolve) {
+		return relay.Verdict{Action: relay.Pending} // the call is the decision's now: never reused
 	}
-	return relay.Verdict{Action: relay.Pending}
+	v := h.verdict(&c.m)
+	if v.AfterAnswer == nil { // nothing refers to the message any more (a drop's receipt does)
+		c.m, c.req = interceptor.Message{}, nil
+		h.calls.Put(c)
+	}
+	return v
 }
 
 func (h *otpHook) verdict(m *interceptor.Message) relay.Verdict {
