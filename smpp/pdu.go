@@ -44,6 +44,9 @@ type PDU struct {
 	lay *layout
 	n   uint8                     // mandatory fields present (all of lay.specs, or 0 for an absent optional body)
 	off [maxBodyFields + 1]uint32 // off[i] is where field i starts; off[n] is where the TLVs start
+	// tail: the session reader that read this frame had nothing more buffered behind it
+	// (see Tail).
+	tail bool
 }
 
 // ParseError describes a malformed PDU body: Status is the command_status to answer it with.
@@ -86,6 +89,7 @@ func (p *PDU) Reset(frame []byte) error {
 	p.raw = frame
 	p.lay = nil
 	p.n = 0
+	p.tail = false
 	p.off[0] = HeaderLen
 	if len(frame) < HeaderLen {
 		p.raw = nil
@@ -250,6 +254,13 @@ func checkTLVs(b []byte, off int) error {
 
 // Bytes returns the frame, header included. This is what the relay forwards.
 func (p *PDU) Bytes() []byte { return p.raw }
+
+// Tail reports whether p was the last frame its session's reader had read: nothing else
+// had arrived behind it (window 1, or the end of a burst). A session written to with such a
+// PDU (TrySend, TryWriteResponsePDU) writes it at once on the caller's goroutine when its
+// writer has nothing queued, saving the hand-off to the writer goroutine; PDUs with more
+// behind them are queued, so that a burst leaves in few writes. Parse and Reset clear it.
+func (p *PDU) Tail() bool { return p.tail }
 
 // Len returns the frame length.
 func (p *PDU) Len() int { return len(p.raw) }

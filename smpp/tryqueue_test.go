@@ -40,6 +40,7 @@ func stuckWriter(t *testing.T, global *InFlightLimit) (s *Session, fill func(spi
 		for range cap(s.out) {
 			select {
 			case s.out <- HeaderOnly(EnquireLinkResp, StatusOK, 1):
+				s.queued.Add(1) // as write does
 			default:
 			}
 		}
@@ -50,6 +51,7 @@ func stuckWriter(t *testing.T, global *InFlightLimit) (s *Session, fill func(spi
 			s.spillMu.Lock()
 			for len(s.spill) < s.spillMax() {
 				s.spill = append(s.spill, HeaderOnly(EnquireLinkResp, StatusOK, 1))
+				s.queued.Add(1)
 			}
 			s.spillN.Store(int32(len(s.spill)))
 			s.spillMu.Unlock()

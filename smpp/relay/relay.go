@@ -580,7 +580,7 @@ func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 			return
 		}
 		resp.SetSeq(ref.Seq)
-		r.relayResponse(ref.Session, resp.Bytes())
+		r.relayResponsePDU(ref.Session, resp)
 	case kindDeliver:
 		if err != nil {
 			// The ESME did not answer in time (or went away): the SMSC keeps the message and retries.
@@ -588,14 +588,24 @@ func (r *Relay) HandleResponse(ref smpp.Ref, resp *smpp.PDU, err error) {
 			return
 		}
 		resp.SetSeq(ref.Seq)
-		r.relayResponse(ref.Session, resp.Bytes())
+		r.relayResponsePDU(ref.Session, resp)
 	}
 }
 
 // relayResponse queues a relayed response to s without waiting (see HandleResponse). A full
 // queue closed s (the session logs and counts it: Counters.QueueOverflows).
 func (r *Relay) relayResponse(s *smpp.Session, frame []byte) {
-	if err := s.TryWriteResponse(frame); errors.Is(err, smpp.ErrQueueFull) {
+	r.relayed(s, s.TryWriteResponse(frame))
+}
+
+// relayResponsePDU is relayResponse of resp's frame: written at once on this goroutine when
+// nothing was read behind it and s has nothing queued (see smpp.PDU.Tail).
+func (r *Relay) relayResponsePDU(s *smpp.Session, resp *smpp.PDU) {
+	r.relayed(s, s.TryWriteResponsePDU(resp))
+}
+
+func (r *Relay) relayed(s *smpp.Session, err error) {
+	if errors.Is(err, smpp.ErrQueueFull) {
 		r.log.Warn("relay: session not reading its responses; closed", zap.String("system_id", s.SystemID()),
 			zap.Stringer("peer", s.RemoteAddr()), zap.Bool("upstream", s.Side() == smpp.SideESME))
 	}
