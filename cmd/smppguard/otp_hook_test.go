@@ -213,3 +213,26 @@ func BenchmarkOTPHookSubmit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOTPHookSubmitParallel is BenchmarkOTPHookSubmit from every P at once, as the ESME
+// sessions' readers call the hook: shared counters and cache locks meet here.
+func BenchmarkOTPHookSubmitParallel(b *testing.B) {
+	h, _ := newTestHook(b, nil, []string{"447700900123"}, interceptor.AuditFunc(func(interceptor.AuditRecord) {}))
+	for _, bc := range []struct{ name, text string }{{"plain", hookPlainText}, {"otp-cached", hookOTPText}} {
+		req := hookSubmit(b, "447700900123", bc.text)
+		if v := h.Submit(req); v.Action != relay.Pass {
+			b.Fatalf("%s: verdict %v", bc.name, v.Action)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if v := h.Submit(req); v.Action != relay.Pass {
+						b.Errorf("verdict %v", v.Action)
+						return
+					}
+				}
+			})
+		})
+	}
+}
