@@ -84,8 +84,9 @@ func FuzzFrameReader(f *testing.F) {
 	}
 	f.Add(stream)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		whole := readAll(t, bytes.NewReader(data), data)
-		oneByte := readAll(t, iotest.OneByteReader(bytes.NewReader(data)), data)
+		whole := readAll(t, bytes.NewReader(data), data, false)
+		// ReadPDU (frame and PDU in one allocation) must read the same frames.
+		oneByte := readAll(t, iotest.OneByteReader(bytes.NewReader(data)), data, true)
 		if len(whole) != len(oneByte) {
 			t.Fatalf("%d frames read at once, %d one byte at a time", len(whole), len(oneByte))
 		}
@@ -99,9 +100,9 @@ func FuzzFrameReader(f *testing.F) {
 
 const fuzzMax = 512
 
-// readAll reads r to its end, checking every frame and the final error against data,
-// and indexes every frame.
-func readAll(t *testing.T, r io.Reader, data []byte) [][]byte {
+// readAll reads r to its end (with ReadPDU when withPDU, else ReadFrame), checking every
+// frame and the final error against data, and indexes every frame.
+func readAll(t *testing.T, r io.Reader, data []byte, withPDU bool) [][]byte {
 	fr := NewFrameReader(r, fuzzMax)
 	var frames [][]byte
 	p := new(PDU)
@@ -110,7 +111,20 @@ func readAll(t *testing.T, r io.Reader, data []byte) [][]byte {
 		if len(frames) > len(data)/HeaderLen {
 			t.Fatal("more frames than the stream can hold")
 		}
-		frame, err := fr.ReadFrame()
+		var frame []byte
+		var err error
+		if withPDU {
+			var np *PDU
+			np, frame, err = fr.ReadPDU()
+			if (np == nil) != (err != nil) {
+				t.Fatalf("ReadPDU: PDU %v with error %v", np != nil, err)
+			}
+			if np != nil {
+				p = np
+			}
+		} else {
+			frame, err = fr.ReadFrame()
+		}
 		rest := data[consumed:]
 		if err != nil {
 			if frame != nil {

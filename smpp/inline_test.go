@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"io"
 	"net"
@@ -230,5 +231,43 @@ func TestInlineWritesOnlyOnSockets(t *testing.T) {
 	s2, _ := tcpPair(t, Config{})
 	if s2.raw == nil {
 		t.Fatal("no inline writes on TCP")
+	}
+}
+
+// ReadPDU gives each frame, whatever its size, in its own buffer beside a fresh PDU: around
+// the sizes that share an allocation with the PDU and beyond them.
+func TestReadPDUSizes(t *testing.T) {
+	sizes := []int{HeaderLen, 47, 48, 49, 127, 128, 129, 255, 256, 257, 4096}
+	var stream []byte
+	for i, n := range sizes {
+		stream = append(stream, numbered(uint32(i+1), n)...)
+	}
+	fr := NewFrameReader(bytes.NewReader(stream), 0)
+	var prev *PDU
+	for i, n := range sizes {
+		p, frame, err := fr.ReadPDU()
+		if err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		if p == nil || p == prev || len(frame) != n || cap(frame) != n {
+			t.Fatalf("size %d: PDU %p (previous %p), frame len %d cap %d", n, p, prev, len(frame), cap(frame))
+		}
+		if err := p.Reset(frame); err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		if p.Seq() != uint32(i+1) || p.Len() != n {
+			t.Fatalf("size %d: seq %d len %d", n, p.Seq(), p.Len())
+		}
+		for j := HeaderLen; j < n; j++ {
+			if frame[j] != byte(i+1)^byte(j) {
+				t.Fatalf("size %d: byte %d wrong", n, j)
+			}
+		}
+		// Appending to a frame never writes into the memory of another.
+		_ = append(frame, 0xFF)
+		prev = p
+	}
+	if _, _, err := fr.ReadPDU(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 }

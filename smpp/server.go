@@ -142,37 +142,39 @@ func (srv *Server) start(c net.Conn, log *zap.Logger) {
 	}
 }
 
-// lateHandler lets a session start before its handler is known; PDUs wait for it.
+// lateHandler lets a session start before its handler is known; PDUs wait for it. Once
+// set, a PDU costs one atomic load (no lock, no channel).
 type lateHandler struct {
 	once  sync.Once
 	ready chan struct{}
-	mu    sync.Mutex
-	h     Handler
+	h     atomic.Pointer[handlerBox]
 }
+
+// handlerBox holds a Handler (nil included) for an atomic.Pointer.
+type handlerBox struct{ h Handler }
 
 func (l *lateHandler) init() { l.once.Do(func() { l.ready = make(chan struct{}) }) }
 
 func (l *lateHandler) set(h Handler) {
 	l.init()
-	l.mu.Lock()
-	l.h = h
-	l.mu.Unlock()
+	l.h.Store(&handlerBox{h})
 	close(l.ready)
 }
 
 func (l *lateHandler) ServePDU(s *Session, p *PDU) {
-	l.init()
-	<-l.ready
-	l.mu.Lock()
-	h := l.h
-	l.mu.Unlock()
-	if h == nil {
+	hb := l.h.Load()
+	if hb == nil {
+		l.init()
+		<-l.ready
+		hb = l.h.Load()
+	}
+	if hb.h == nil {
 		if p.ID().HasResponse() {
 			s.WriteResponse(HeaderOnly(p.ID().Response(), StatusSysErr, p.Seq()))
 		}
 		return
 	}
-	h.ServePDU(s, p)
+	hb.h.ServePDU(s, p)
 }
 
 // ListenAndServe listens on addr and serves. notify, if set, is called with the bound

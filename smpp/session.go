@@ -819,7 +819,7 @@ func (s *Session) readLoop() {
 	}()
 	fr := NewFrameReader(s.conn, s.cfg.MaxPDUSize)
 	for {
-		frame, err := fr.ReadFrame()
+		p, frame, err := fr.ReadPDU()
 		if err != nil {
 			var fe *FrameError
 			if errors.As(err, &fe) {
@@ -843,8 +843,7 @@ func (s *Session) readLoop() {
 		if s.cfg.Counts != nil {
 			s.cfg.Counts.add(true, frame)
 		}
-		p, err := Parse(frame)
-		if err != nil {
+		if err := p.Reset(frame); err != nil {
 			s.rejectMalformed(p, err)
 			continue
 		}
