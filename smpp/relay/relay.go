@@ -929,6 +929,36 @@ type esme struct {
 	// tpsOn: tps limits (false when unlimited, so the hot path reads no clock for it).
 	// Set before a new limit is put in force.
 	tpsOn atomic.Bool
+	// view: this session's account as the current snapshot has it, resolved once per
+	// snapshot (see esme.view).
+	viewC atomic.Pointer[esmeView]
+}
+
+// esmeView is a bound session's account resolved in one snapshot: what the submit path
+// would otherwise look up in the snapshot's maps for every message.
+type esmeView struct {
+	snap *snapshot
+	acct *Account // the snapshot's version of the account; the bound one when a reload removed it
+	// inSnap: the account is in snap (a removed account's sessions drain: their messages go
+	// by the routes they bound with, never by a route chosen from another account).
+	inSnap bool
+	defUp  *upstream // the upstream of acct.Route in snap; nil when none
+}
+
+// view returns e's account resolved in the current snapshot, computing it only when the
+// snapshot changed (a reload) since the last message.
+func (e *esme) view() *esmeView {
+	snap := e.r.snap.Load()
+	if v := e.viewC.Load(); v != nil && v.snap == snap {
+		return v
+	}
+	v := &esmeView{snap: snap, acct: e.acct}
+	if cur := snap.accounts[e.acct.SystemID]; cur != nil {
+		v.acct, v.inSnap = cur, true
+	}
+	v.defUp = snap.upstreams[snap.routes[v.acct.Route]]
+	e.viewC.Store(v)
+	return v
 }
 
 func (r *Relay) newESME(s *smpp.Session) smpp.Handler {
@@ -1250,8 +1280,8 @@ func (e *esme) submit(p *smpp.PDU) {
 		return
 	}
 	route := ""
-	if a := e.r.snap.Load().accounts[e.acct.SystemID]; a != nil && a.Mode == Pooled {
-		route = a.routeFor(p.Field(smpp.FieldDestinationAddr))
+	if v := e.view(); v.inSnap && v.acct.Mode == Pooled {
+		route = v.acct.routeFor(p.Field(smpp.FieldDestinationAddr))
 	}
 	if in, ok := h.(Interests); ok && !in.Intercepts(e.acct.SystemID, route) {
 		e.forward(p, route, kindSubmit, time.Time{}) // the route is resolved once
@@ -1307,11 +1337,9 @@ func (e *esme) apply(p *smpp.PDU, v Verdict, start time.Time, route string) {
 func (e *esme) forward(p *smpp.PDU, route string, kind uint64, start time.Time) {
 	r := e.r
 	seq := p.Seq()
-	a, up := e.acct, e.up
-	snap := r.snap.Load()
-	if cur := snap.accounts[a.SystemID]; cur != nil {
-		a = cur // routes as reloaded
-	}
+	up := e.up
+	v := e.view()
+	a, snap := v.acct, v.snap // routes as reloaded
 	if a.Mode == PassThrough && route == "" {
 		if up == nil {
 			e.s.Respond(p, smpp.StatusSysErr, "")
@@ -1334,7 +1362,11 @@ func (e *esme) forward(p *smpp.PDU, route string, kind uint64, start time.Time) 
 		if route == "" {
 			route = a.routeFor(p.Field(smpp.FieldDestinationAddr))
 		}
-		u = snap.upstreams[snap.routes[route]]
+		if route == a.Route {
+			u = v.defUp
+		} else {
+			u = snap.upstreams[snap.routes[route]]
+		}
 	}
 	if u == nil || u.link == nil {
 		r.log.Warn("relay: no pooled upstream for route", zap.String("account", a.SystemID), zap.String("route", route))
