@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"go.uber.org/zap"
 
 	"github.com/smppguard/smppguard/smpp"
@@ -33,8 +33,12 @@ type corrKey struct {
 const corrShards = 16
 
 // correlator maps SMSC message ids, per upstream, to their origin for receipt routing. It is
-// created once per relay (each expirable LRU's sweeper goroutine never exits) and sharded so
-// that the upstream readers recording ids do not queue on one lock.
+// sharded so that the upstream readers recording ids do not queue on one lock. Each shard
+// is a size-bounded LRU whose entries carry their expiry (corrShard): an expired entry is a
+// miss, and the relay's match loop sweeps expired entries out (sweep), so memory follows the
+// traffic of the last TTL, never more than the size. (golang-lru's expirable LRU did the same
+// with a sweeper goroutine per shard and an expiry bucket per entry: ~20% of the proxy's CPU
+// on a receipt-per-message load.)
 //
 // SMSCs do not agree on how a message_id looks in a receipt: the submit_sm_resp may say
 // "1A2B3C" (hex) while the receipt text says "id:1715004" (decimal), or the other way round,
@@ -42,9 +46,10 @@ const corrShards = 16
 // a receipt id is looked up as it is, then as the same number written in the other base,
 // always under the receipt's own upstream.
 type correlator struct {
-	shards  [corrShards]*expirable.LRU[corrKey, origin]
+	shards  [corrShards]corrShard
 	durable CorrStore // optional: survives restarts
 	ttl     time.Duration
+	now     func() int64 // unix nanoseconds; a field so that tests can move time
 	// unstored counts correlations a CorrCommitter could not make durable (their submits
 	// were answered ESME_RSYSERR).
 	unstored atomic.Uint64
@@ -81,19 +86,101 @@ type CorrCommitter interface {
 	Commit(key, account, upstream string, expires time.Time, done func(error))
 }
 
+// corrShard is one shard of the correlator. Entries are added and peeked, never promoted,
+// so the list's order is expiry order (one TTL for all): the oldest entry expires first.
+type corrShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[corrKey, corrEntry]
+}
+
+// corrEntry is an origin and when it expires (unix nanoseconds).
+type corrEntry struct {
+	o       origin
+	expires int64
+}
+
+func (s *corrShard) add(k corrKey, o origin, expires int64) {
+	s.mu.Lock()
+	s.lru.Add(k, corrEntry{o: o, expires: expires})
+	s.mu.Unlock()
+}
+
+// get returns k's origin unless it expired by now (an expired entry is removed).
+func (s *corrShard) get(k corrKey, now int64) (origin, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.lru.Peek(k)
+	if !ok {
+		return origin{}, false
+	}
+	if e.expires <= now {
+		s.lru.Remove(k)
+		return origin{}, false
+	}
+	return e.o, true
+}
+
+// sweepMax bounds the entries one sweep removes from a shard, so that the lock is never held
+// long; what is left goes at the next sweep (or is a miss when looked up meanwhile).
+const sweepMax = 4096
+
+// sweep removes up to sweepMax expired entries from the oldest end and reports how many.
+func (s *corrShard) sweep(now int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for n < sweepMax {
+		_, e, ok := s.lru.GetOldest()
+		if !ok || e.expires > now {
+			break
+		}
+		s.lru.RemoveOldest()
+		n++
+	}
+	return n
+}
+
+func (s *corrShard) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lru.Len()
+}
+
 func newCorrelator(size int, ttl time.Duration) *correlator {
 	if size <= 0 {
 		size = 1_000_000
 	}
-	c := &correlator{}
+	c := &correlator{ttl: ttl, now: func() int64 { return time.Now().UnixNano() }}
 	for i := range c.shards {
-		c.shards[i] = expirable.NewLRU[corrKey, origin](size/corrShards+1, nil, ttl)
+		lru, err := simplelru.NewLRU[corrKey, corrEntry](size/corrShards+1, nil)
+		if err != nil {
+			panic(err) // only for a size <= 0, excluded above
+		}
+		c.shards[i].lru = lru
 	}
 	c.names.Store(&[]string{})
 	return c
 }
 
-func (c *correlator) shard(k corrKey) *expirable.LRU[corrKey, origin] {
+// sweep removes expired correlations (at most sweepMax per shard per call).
+func (c *correlator) sweep() int {
+	now, n := c.now(), 0
+	for i := range c.shards {
+		n += c.shards[i].sweep(now)
+	}
+	return n
+}
+
+// len is the number of correlations held, expired ones not yet swept included.
+func (c *correlator) len() int {
+	n := 0
+	for i := range c.shards {
+		n += c.shards[i].len()
+	}
+	return n
+}
+
+func (c *correlator) shard(k corrKey) *corrShard {
 	h := uint32(2166136261) // FNV-1a over the id, then the upstream
 	for i := 0; i < len(k.id); i++ {
 		h = (h ^ uint32(k.id[i])) * 16777619
@@ -101,7 +188,7 @@ func (c *correlator) shard(k corrKey) *expirable.LRU[corrKey, origin] {
 	for i := 0; i < len(k.upstream); i++ {
 		h = (h ^ uint32(k.upstream[i])) * 16777619
 	}
-	return c.shards[h%corrShards]
+	return &c.shards[h%corrShards]
 }
 
 // canonical folds case and strips leading zeros ("00A1b2" → "a1b2", "000" → "0").
@@ -136,7 +223,7 @@ func (c *correlator) add(id string, o origin) {
 
 // remember records in memory that k.upstream issued k.id for o.account.
 func (c *correlator) remember(k corrKey, o origin) {
-	c.shard(k).Add(k, o)
+	c.shard(k).add(k, o, c.now()+int64(c.ttl))
 	c.known(o.upstream)
 }
 
@@ -199,7 +286,7 @@ func (c *correlator) known(upstream string) {
 }
 
 func (c *correlator) get(k corrKey) (origin, bool) {
-	if o, ok := c.shard(k).Get(k); ok {
+	if o, ok := c.shard(k).get(k, c.now()); ok {
 		return o, true
 	}
 	if c.durable == nil {
@@ -216,8 +303,7 @@ func (c *correlator) get(k corrKey) (origin, bool) {
 		return origin{}, false
 	}
 	o := origin{account: a, upstream: u}
-	c.shard(k).Add(k, o)
-	c.known(u)
+	c.remember(k, o)
 	return o, true
 }
 

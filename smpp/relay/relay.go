@@ -874,9 +874,13 @@ func (r *Relay) drain(account string, st *accountState) {
 func (r *Relay) matchLoop() {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-t.C:
+			if ticks++; ticks%20 == 0 {
+				r.corr.sweep() // expired receipt correlations, once a second
+			}
 		case <-r.wakeM:
 		case <-r.ctx.Done():
 			return
