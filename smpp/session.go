@@ -229,9 +229,11 @@ type Session struct {
 
 	rxPDUs, txPDUs, rxReq, throttled, unmatched, timeouts, protoErrs, overflows atomic.Uint64
 
-	// affinity spreads sessions over a Link's binds (see pickRun): the server numbers the
-	// sessions it accepts.
+	// affinity spreads sessions over a Link's binds (see Link.pick): the server numbers the
+	// sessions it accepts. pickCur is the bind a Link sends this session's current read
+	// burst over (nil between bursts).
 	affinity uint32
+	pickCur  atomic.Pointer[slot]
 
 	// Data is free for the owner of the session (the relay keeps its per-session state here).
 	Data atomic.Pointer[any]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"testing"
@@ -529,34 +530,13 @@ func TestDeliverRightAfterBindResp(t *testing.T) {
 	}
 }
 
-// A link spreads requests over all its binds: runs of pickRun requests go over one bind
-// (bigger write batches), and over any stretch of binds × pickRun each bind gets its share.
+// A link spreads requests without an origin over all its binds in turn: each bind gets
+// its share exactly.
 func TestLinkSpreadsOverBinds(t *testing.T) {
-	var mu sync.Mutex
-	per := map[*Session]int{}
-	addr, _ := runServer(t, Config{}, func(s *Session, p *PDU) {
-		if p.ID().IsBind() {
-			s.AcceptBind(p, StatusOK, "x")
-			return
-		}
-		mu.Lock()
-		per[s]++
-		mu.Unlock()
-		s.Respond(p, StatusOK, "id")
-	})
-	const binds = 4
-	l := NewLink(LinkConfig{Name: "spread", Addr: addr, Bind: BindParams{SystemID: "p"}, Binds: binds, Session: Config{Window: 1000}})
+	l, per, mu := spreadLink(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l.Start(ctx)
-	defer l.Close(ctx)
-	for len(l.Sessions()) < binds {
-		if ctx.Err() != nil {
-			t.Fatalf("%d of %d binds up", len(l.Sessions()), binds)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	const n = binds * pickRun * 2
+	const n = spreadBinds * 128
 	ch := make(chanHandler, n)
 	for range n {
 		if err := l.Send(ctx, mustPDU(t, submitSM(t, 0, "x")), ch, Ref{}); err != nil {
@@ -570,12 +550,104 @@ func TestLinkSpreadsOverBinds(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(per) != binds {
-		t.Fatalf("requests went over %d binds, want %d: %v", len(per), binds, per)
+	if len(per) != spreadBinds {
+		t.Fatalf("requests went over %d binds, want %d: %v", len(per), spreadBinds, per)
 	}
 	for _, c := range per {
-		if c != n/binds {
-			t.Fatalf("requests per bind %v, want %d each", per, n/binds)
+		if c != n/spreadBinds {
+			t.Fatalf("requests per bind %v, want %d each", per, n/spreadBinds)
+		}
+	}
+}
+
+const spreadBinds = 4
+
+// spreadLink is a link of spreadBinds binds to a server counting the requests each bind got.
+func spreadLink(t *testing.T) (*Link, map[*Session]int, *sync.Mutex) {
+	t.Helper()
+	mu := new(sync.Mutex)
+	per := map[*Session]int{}
+	addr, _ := runServer(t, Config{}, func(s *Session, p *PDU) {
+		if p.ID().IsBind() {
+			s.AcceptBind(p, StatusOK, "x")
+			return
+		}
+		mu.Lock()
+		per[s]++
+		mu.Unlock()
+		s.Respond(p, StatusOK, "id")
+	})
+	l := NewLink(LinkConfig{Name: "spread", Addr: addr, Bind: BindParams{SystemID: "p"}, Binds: spreadBinds, Session: Config{Window: 1000}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	l.Start(ctx)
+	t.Cleanup(func() { l.Close(context.Background()) })
+	for len(l.Sessions()) < spreadBinds {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d binds up", len(l.Sessions()), spreadBinds)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return l, per, mu
+}
+
+// Requests of one origin session go over one bind for a whole read burst (up to its Tail
+// request), and the next burst may take another; one-request bursts (a low rate) alternate
+// over every bind evenly.
+func TestLinkKeepsBurstOnOneBind(t *testing.T) {
+	l, per, mu := spreadLink(t)
+	origin := &Session{}
+	send := func(n int, lastTail, allTail bool) {
+		t.Helper()
+		ch := make(chanHandler, n)
+		for i := range n {
+			p := mustPDU(t, submitSM(t, 0, "x"))
+			p.tail = allTail || (lastTail && i == n-1)
+			if err := l.TrySend(p, ch, Ref{Session: origin}); err != nil {
+				t.Fatal(err)
+			}
+			if allTail { // one at a time: every bind is idle when the next is picked
+				if r := <-ch; r.err != nil {
+					t.Fatal(r.err)
+				}
+			}
+		}
+		if !allTail {
+			for range n {
+				if r := <-ch; r.err != nil {
+					t.Fatal(r.err)
+				}
+			}
+		}
+	}
+	snapshot := func() map[*Session]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(per)
+	}
+	for burst := range 3 {
+		before := snapshot()
+		send(60, true, false)
+		after := snapshot()
+		used := 0
+		for s, c := range after {
+			if d := c - before[s]; d != 0 {
+				used++
+				if d != 60 {
+					t.Fatalf("burst %d: %d of 60 requests on one bind", burst, d)
+				}
+			}
+		}
+		if used != 1 {
+			t.Fatalf("burst %d went over %d binds, want 1", burst, used)
+		}
+	}
+	before := snapshot()
+	send(spreadBinds*25, false, true)
+	after := snapshot()
+	for s, c := range after {
+		if d := c - before[s]; d != 25 {
+			t.Fatalf("one-request bursts: %d on one bind, want 25 on each (%v → %v)", d, before, after)
 		}
 	}
 }
