@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,18 +22,23 @@ import (
 
 // benchResult is one scenario's outcome.
 type benchResult struct {
-	Scenario   string              `json:"scenario"`
-	Target     string              `json:"target"`
-	Binds      int                 `json:"binds"`
-	Window     int                 `json:"window"`
-	Sent       int64               `json:"sent"`
-	OK         int64               `json:"ok"`
-	Errors     map[string]int64    `json:"errors,omitempty"`
-	Timeouts   int64               `json:"timeouts"`
-	DLRs       int64               `json:"dlrs"`
-	Throughput float64             `json:"throughput_per_s"`
-	Ratio      float64             `json:"ratio,omitempty"` // to the block's base row: direct, "pooled (vs otp)" or "plain (otp account)"
-	Latency    loadgen.Percentiles `json:"latency"`
+	Scenario   string           `json:"scenario"`
+	Target     string           `json:"target"`
+	Binds      int              `json:"binds"`
+	Window     int              `json:"window"`
+	Sent       int64            `json:"sent"`
+	OK         int64            `json:"ok"`
+	Errors     map[string]int64 `json:"errors,omitempty"`
+	Timeouts   int64            `json:"timeouts"`
+	DLRs       int64            `json:"dlrs"`
+	Throughput float64          `json:"throughput_per_s"`
+	Ratio      float64          `json:"ratio,omitempty"` // to the block's base row of the same round: direct, "pooled (vs otp)" or "plain (otp account)" (median over rounds)
+	// RatioMin and RatioMax: the range of Ratio over the rounds.
+	RatioMin float64 `json:"ratio_min,omitempty"`
+	RatioMax float64 `json:"ratio_max,omitempty"`
+	// Rounds: throughput and ratio of every round; the other fields are the median round's.
+	Rounds  []roundFigure       `json:"rounds,omitempty"`
+	Latency loadgen.Percentiles `json:"latency"`
 	// ByKind: per message kind, for scenarios with a mix.
 	ByKind map[string]loadgen.KindResult `json:"by_kind,omitempty"`
 	// CPU: CPU time per answered submit_sm of each process during the run (nil where
@@ -95,8 +102,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lookups := fs.Int("lookups", 1000, "OTP look-ups in flight (otp.max_in_flight and the provider's max_concurrent)")
 	mixFlag := fs.String("mix", "plain=70,otp-cached=20,otp-uncached=5,concat=3,ucs2=2", "message mix of the mixed OTP scenario (see smppguard load -h)")
 	mixN := fs.Int("mix-n", 100000, "submits of the mixed OTP scenario")
+	rounds := fs.Int("rounds", 3, "rounds of each block of compared scenarios, interleaved (direct, pooled, ..., direct, pooled, ...); the median ratio is reported")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *rounds < 1 {
+		fmt.Fprintln(stderr, "bench: -rounds must be at least 1")
+		return errUsage
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -249,32 +261,35 @@ log:
 	baseline.mix, baseline.base = "otp-cached=1", true
 	plain := otp(plainOTPAccount, *binds, *otpN, "plain=1", false)
 	plain.base = true
-	scenarios := []scenario{
-		direct("direct", *binds, *window, *n, false),
-		relayed("tcp relay", *binds, *window, *n, false),
-		pooled("pooled", *binds, *window, *n, false),
-		pass("passthrough", *binds, *window, *n, false),
-		direct("direct+dlr", *binds, *window, *dlrN, true),
-		pooled("pooled+dlr", *binds, *window, *dlrN, true),
-		pass("passthrough+dlr", *binds, *window, *dlrN, true),
-		direct("direct w1", 1, 1, *latN, false),
-		relayed("tcp relay w1", 1, 1, *latN, false),
-		pooled("pooled w1", 1, 1, *latN, false),
-		pass("passthrough w1", 1, 1, *latN, false),
-		baseline,
-		plain,
-		otp(otpCached, *binds, *otpN, "otp-cached=1", false),
-		otp("otp uncached", uncachedBinds, *uncachedN, "otp-uncached=1", true),
-		otp("otp mix ("+*mixFlag+")", *binds, *mixN, *mixFlag, true),
+	// Blocks of scenarios compared with each other. A block runs -rounds times, its rows
+	// interleaved (direct, tcp relay, pooled, passthrough, direct, ...), so that the machine's
+	// drift over a run (±30% here) hits base and compared rows alike; a row's ratio is taken
+	// against the base of its own round, and the median round is reported.
+	blocks := [][]scenario{
+		{
+			direct("direct", *binds, *window, *n, false),
+			relayed("tcp relay", *binds, *window, *n, false),
+			pooled("pooled", *binds, *window, *n, false),
+			pass("passthrough", *binds, *window, *n, false),
+		},
+		{
+			direct("direct+dlr", *binds, *window, *dlrN, true),
+			pooled("pooled+dlr", *binds, *window, *dlrN, true),
+			pass("passthrough+dlr", *binds, *window, *dlrN, true),
+		},
+		{
+			direct("direct w1", 1, 1, *latN, false),
+			relayed("tcp relay w1", 1, 1, *latN, false),
+			pooled("pooled w1", 1, 1, *latN, false),
+			pass("passthrough w1", 1, 1, *latN, false),
+		},
+		{baseline, plain, otp(otpCached, *binds, *otpN, "otp-cached=1", false)},
+		{otp("otp uncached", uncachedBinds, *uncachedN, "otp-uncached=1", true)},
+		{otp("otp mix ("+*mixFlag+")", *binds, *mixN, *mixFlag, true)},
 	}
-	fmt.Fprintf(stdout, "smppguard bench: %d CPUs, %s; fake SMSC %s and smppguard %s in their own processes\n",
-		runtime.NumCPU(), runtime.Version(), smscAddr, proxyAddr)
-	var results []benchResult
-	var base float64
-	for _, sc := range scenarios {
-		if *only != "" && !strings.Contains(sc.name, *only) {
-			continue
-		}
+	fmt.Fprintf(stdout, "smppguard bench: %d CPUs, %s; fake SMSC %s and smppguard %s in their own processes; %d rounds\n",
+		runtime.NumCPU(), runtime.Version(), smscAddr, proxyAddr, *rounds)
+	run := func(sc scenario, warm bool) (benchResult, error) {
 		lc := loadgen.Config{Addr: sc.addr, SystemID: sc.user, Password: sc.pw, Binds: sc.binds, Window: sc.window, Dest: "4477009*"}
 		if sc.dest != "" {
 			lc.Dest = sc.dest
@@ -282,18 +297,20 @@ log:
 		if sc.mix != "" {
 			m, err := loadgen.ParseMix(sc.mix)
 			if err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
+				return benchResult{}, fmt.Errorf("%s: %w", sc.name, err)
 			}
 			lc.Mix = m
 		}
-		// Warm up: binds, links, caches and GC pacing settle.
-		wc := lc
-		wc.Count = min(sc.n/10, 5000)
-		if sc.freshWarmup {
-			wc.Dest = "4477008*"
-		}
-		if _, err := loadgen.Run(ctx, wc); err != nil {
-			return fmt.Errorf("%s warm-up: %w", sc.name, err)
+		if warm {
+			// Warm up: binds, links, caches and GC pacing settle.
+			wc := lc
+			wc.Count = min(sc.n/10, 5000)
+			if sc.freshWarmup {
+				wc.Dest = "4477008*"
+			}
+			if _, err := loadgen.Run(ctx, wc); err != nil {
+				return benchResult{}, fmt.Errorf("%s warm-up: %w", sc.name, err)
+			}
 		}
 		lc.Count = sc.n
 		if sc.dlr {
@@ -302,33 +319,75 @@ log:
 		cpu0, cpuErr := readCPU(smsc, proxy, carrier)
 		res, err := loadgen.Run(ctx, lc)
 		if err != nil {
-			return fmt.Errorf("%s: %w", sc.name, err)
+			return benchResult{}, fmt.Errorf("%s: %w", sc.name, err)
 		}
 		var cpu *cpuPerMsg
 		if cpu1, err := readCPU(smsc, proxy, carrier); err == nil && cpuErr == nil {
 			cpu = cpu1.perMsg(cpu0, res.OK)
 		}
-		br := benchResult{Scenario: sc.name, Target: sc.addr, Binds: sc.binds, Window: sc.window, Sent: res.Sent, OK: res.OK,
+		return benchResult{Scenario: sc.name, Target: sc.addr, Binds: sc.binds, Window: sc.window, Sent: res.Sent, OK: res.OK,
 			Errors: res.ErrorsByStatus, Timeouts: res.Timeouts, DLRs: res.DLRs, Throughput: res.Throughput, Latency: res.Latency,
-			ByKind: res.ByKind, CPU: cpu}
-		if sc.base {
-			base = res.Throughput
-		}
-		if base > 0 && !sc.noRatio {
-			br.Ratio = res.Throughput / base
-		}
-		results = append(results, br)
+			ByKind: res.ByKind, CPU: cpu}, nil
 	}
-	cached := otpCachedRatios(results)
+	var results []benchResult
+	var perRound [][]benchResult // every round's rows, for the cached-OTP ratios
+	for _, block := range blocks {
+		var sel []scenario
+		ratios := false
+		for _, sc := range block {
+			if *only == "" || strings.Contains(sc.name, *only) {
+				sel = append(sel, sc)
+				ratios = ratios || !sc.noRatio
+			}
+		}
+		if len(sel) == 0 {
+			continue
+		}
+		nr := *rounds
+		if !ratios {
+			nr = 1 // bound by look-up latency: nothing to compare
+		}
+		byRow := make([][]benchResult, len(sel))
+		for round := range nr {
+			var base float64
+			var these []benchResult
+			for i, sc := range sel {
+				br, err := run(sc, round == 0)
+				if err != nil {
+					return err
+				}
+				if sc.base {
+					base = br.Throughput
+				}
+				if base > 0 && !sc.noRatio {
+					br.Ratio = br.Throughput / base
+				}
+				byRow[i] = append(byRow[i], br)
+				these = append(these, br)
+			}
+			for len(perRound) <= round {
+				perRound = append(perRound, nil)
+			}
+			perRound[round] = append(perRound[round], these...)
+		}
+		for _, rs := range byRow {
+			results = append(results, medianRound(rs))
+		}
+	}
+	cached := medianCachedRatios(perRound)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tbinds×window\tok\terrors\tdlrs\tmsgs/s\tratio\tp50\tp99\tp99.9\t")
+	fmt.Fprintln(tw, "scenario\tbinds×window\tok\terrors\tdlrs\tmsgs/s\tratio\tratio range\tp50\tp99\tp99.9\t")
 	for _, r := range results {
 		var errs int64
 		for _, v := range r.Errors {
 			errs += v
 		}
-		fmt.Fprintf(tw, "%s\t%d×%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Binds, r.Window, r.OK, errs+r.Timeouts, r.DLRs,
-			r.Throughput, ratioText(r.Ratio), r.Latency.P50, r.Latency.P99, r.Latency.P999)
+		rng := "—"
+		if r.RatioMin > 0 && len(r.Rounds) > 1 {
+			rng = fmt.Sprintf("%.2f–%.2f", r.RatioMin, r.RatioMax)
+		}
+		fmt.Fprintf(tw, "%s\t%d×%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Binds, r.Window, r.OK, errs+r.Timeouts, r.DLRs,
+			r.Throughput, ratioText(r.Ratio), rng, r.Latency.P50, r.Latency.P99, r.Latency.P999)
 	}
 	tw.Flush()
 	if cached != nil {
@@ -377,6 +436,64 @@ log:
 		}
 	}
 	return nil
+}
+
+// roundFigure is one round of a scenario.
+type roundFigure struct {
+	Throughput float64 `json:"throughput_per_s"`
+	Ratio      float64 `json:"ratio,omitempty"`
+}
+
+// medianRound returns the round of one scenario whose ratio (throughput for rows without a
+// ratio) is the median — the lower middle one for an even count — with every round's
+// figures and the ratio range.
+func medianRound(rs []benchResult) benchResult {
+	key := func(r benchResult) float64 {
+		if r.Ratio > 0 {
+			return r.Ratio
+		}
+		return r.Throughput
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b benchResult) int { return cmp.Compare(key(a), key(b)) })
+	m := sorted[(len(sorted)-1)/2]
+	for _, r := range rs {
+		m.Rounds = append(m.Rounds, roundFigure{Throughput: r.Throughput, Ratio: r.Ratio})
+	}
+	if m.Ratio > 0 {
+		m.RatioMin, m.RatioMax = sorted[0].Ratio, sorted[len(sorted)-1].Ratio
+	}
+	return m
+}
+
+// medianCachedRatios is otpCachedRatios per round, then the median of each ratio; nil when
+// no round has them.
+func medianCachedRatios(perRound [][]benchResult) *cachedRatios {
+	var plain, noPolicy []float64
+	for _, rs := range perRound {
+		if c := otpCachedRatios(rs); c != nil {
+			if c.VsPlain > 0 {
+				plain = append(plain, c.VsPlain)
+			}
+			if c.VsNoPolicy > 0 {
+				noPolicy = append(noPolicy, c.VsNoPolicy)
+			}
+		}
+	}
+	if len(plain) == 0 && len(noPolicy) == 0 {
+		return nil
+	}
+	return &cachedRatios{VsPlain: median(plain), VsNoPolicy: median(noPolicy), Target: otpCachedTarget}
+}
+
+// median is the middle value (the lower middle one for an even count), 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
 }
 
 // Names of the rows otpCachedRatios compares.
