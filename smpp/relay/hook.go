@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/smppguard/smppguard/smpp"
 )
@@ -89,8 +90,12 @@ type SubmitRequest struct {
 	// PDU is the request as received. Read-only: the relay forwards these bytes.
 	PDU *smpp.PDU
 
-	once    sync.Once
-	resolve func(Verdict)
+	once sync.Once
+	// What Resolve needs to carry a verdict out (fields, not a closure: one allocation less
+	// per intercepted submit).
+	e     *esme
+	start time.Time
+	route string
 }
 
 // Resolve delivers the decision of a Pending verdict. Calls after the first are ignored.
@@ -99,6 +104,6 @@ func (r *SubmitRequest) Resolve(v Verdict) {
 		if v.Action == Pending {
 			v = Verdict{Action: Reject, Status: smpp.StatusSysErr}
 		}
-		r.resolve(v)
+		r.e.apply(r.PDU, v, r.start, r.route)
 	})
 }

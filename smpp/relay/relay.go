@@ -1295,8 +1295,7 @@ func (e *esme) submit(p *smpp.PDU) {
 	if e.r.cfg.ObserveLatency != nil {
 		start = time.Now()
 	}
-	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Route: route, Session: e.s, PDU: p}
-	req.resolve = func(v Verdict) { e.apply(p, v, start, route) }
+	req := &SubmitRequest{Ctx: e.ctx, Account: e.acct.SystemID, Route: route, Session: e.s, PDU: p, e: e, start: start, route: route}
 	v := h.Submit(req)
 	if v.Action == Pending {
 		return
