@@ -32,7 +32,9 @@ type AuditRecord struct {
 	DecisionTime  time.Duration   `json:"decision_ns"`
 }
 
-// AuditSink receives audit records. Record must not block for long.
+// AuditSink receives audit records. Record must not block for long, and must not keep
+// r.Signals after it returns (copy it): it may be the message's own storage, reused for the
+// next message.
 type AuditSink interface {
 	Record(AuditRecord)
 }

@@ -307,7 +307,12 @@ func (ic *Interceptor) decideFromCache(p *Policy, m *Message, now time.Time) boo
 		}
 		answers = append(answers, a)
 	}
-	sigs := make([]SignalOutcome, len(answers))
+	var sigs []SignalOutcome
+	if len(answers) <= len(m.sigBuf) {
+		sigs = m.sigBuf[:len(answers)]
+	} else {
+		sigs = make([]SignalOutcome, len(answers))
+	}
 	for i := range answers {
 		sigs[i] = ic.outcome(&p.Checks[i], m, answers[i].res, answers[i].err, 0, now)
 	}

@@ -48,6 +48,10 @@ type Message struct {
 	CorrelationID string // x-correlator sent to the carrier API
 	Signals       []SignalOutcome
 	Decision      Decision
+
+	// sigBuf holds Signals when a decision from the cache has at most two (no allocation:
+	// a message reused by its caller reuses them too).
+	sigBuf [2]SignalOutcome
 }
 
 // Part identifies one part of a concatenated message.

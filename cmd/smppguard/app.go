@@ -34,8 +34,13 @@ type app struct {
 	reloadMu   sync.Mutex
 }
 
-// auditSink feeds every OTP decision to the audit file and the admin API's recent list.
+// auditSink feeds every OTP decision to the audit file and the admin API's recent list; nil
+// when there is neither (both are fixed at start: a changed audit_file or admin section
+// needs a restart), so that no decision builds a record nobody reads.
 func (a *app) auditSink() interceptor.AuditSink {
+	if a.audit == nil && a.decisions == nil {
+		return nil
+	}
 	return interceptor.AuditFunc(func(r interceptor.AuditRecord) {
 		if a.audit != nil {
 			a.audit.Record(r)

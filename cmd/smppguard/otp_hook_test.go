@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -100,6 +101,7 @@ func TestOTPHookReusesOnlyFinishedMessages(t *testing.T) {
 		records []interceptor.AuditRecord
 	)
 	h, store := newTestHook(t, risky, clean, interceptor.AuditFunc(func(r interceptor.AuditRecord) {
+		r.Signals = slices.Clone(r.Signals) // as AuditSink requires: the message's storage is reused
 		mu.Lock()
 		records = append(records, r)
 		mu.Unlock()
