@@ -220,8 +220,10 @@ type Session struct {
 
 	window  chan struct{}
 	mu      sync.Mutex
-	pending map[uint32]pending
-	enqSeq  uint32 // outstanding keepalive enquire_link, 0 when none (under mu)
+	pending pendingTable
+	// finished: finish() took every pending request; no more are registered (under mu).
+	finished bool
+	enqSeq   uint32 // outstanding keepalive enquire_link, 0 when none (under mu)
 
 	peerOutstanding atomic.Int64
 	loopsDone       atomic.Int32
@@ -254,7 +256,7 @@ func NewSession(conn net.Conn, side Side, h Handler, cfg Config) *Session {
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		window:    make(chan struct{}, cfg.Window),
-		pending:   make(map[uint32]pending, cfg.Window),
+		pending:   newPendingTable(cfg.Window),
 	}
 	s.log = cfg.Logger.With(zap.String("peer", conn.RemoteAddr().String()))
 	if !cfg.NoInlineWrites {
@@ -341,6 +343,16 @@ func (s *Session) NextSeq() uint32 {
 		n := s.seq.Add(1)
 		if n&0x7FFFFFFF != 0 {
 			return n & 0x7FFFFFFF
+		}
+	}
+}
+
+// freeSeq returns the next sequence number whose pending slot is free (under mu). At most
+// Window requests are registered in a table of twice as many slots, so it rarely skips one.
+func (s *Session) freeSeq() uint32 {
+	for {
+		if seq := s.NextSeq(); s.pending.free(seq) {
+			return seq
 		}
 	}
 }
@@ -630,15 +642,15 @@ func (s *Session) sendFrame(ctx context.Context, frame []byte, h ResponseHandler
 func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref, nowait, tail bool) error {
 	rp := PDU{raw: frame}
 	id := rp.ID()
-	seq := s.NextSeq()
-	rp.SetSeq(seq)
 	s.mu.Lock()
-	if s.State() == StateClosed {
+	if s.State() == StateClosed || s.finished {
 		s.mu.Unlock()
 		<-s.window
 		return ErrClosed
 	}
-	s.pending[seq] = pending{h: h, ref: ref, id: id, deadline: s.deadline(s.cfg.ResponseTimeout)}
+	seq := s.freeSeq()
+	rp.SetSeq(seq)
+	s.pending.put(seq, pending{h: h, ref: ref, id: id, deadline: s.deadline(s.cfg.ResponseTimeout)})
 	s.mu.Unlock()
 	// If the session closes meanwhile, finish() delivers ErrClosed to h: one answer either way.
 	if !nowait {
@@ -651,8 +663,7 @@ func (s *Session) sendAcquired(frame []byte, h ResponseHandler, ref Ref, nowait,
 		return nil // queued, or closed: finish() answers h
 	}
 	s.mu.Lock()
-	_, mine := s.pending[seq]
-	delete(s.pending, seq)
+	_, mine := s.pending.take(seq)
 	s.mu.Unlock()
 	if !mine {
 		return nil // finish() took it first and answers h
@@ -791,8 +802,8 @@ func (s *Session) loopDone() {
 // finish runs once both loops exited: it fails what is pending and calls OnClose.
 func (s *Session) finish() {
 	s.mu.Lock()
-	left := s.pending
-	s.pending = nil
+	left := s.pending.takeIf(nil, func(*pending) bool { return true })
+	s.finished = true
 	s.mu.Unlock()
 	for _, pe := range left {
 		<-s.window
@@ -879,18 +890,15 @@ func (s *Session) rejectMalformed(p *PDU, err error) {
 func (s *Session) handleResponse(p *PDU) {
 	seq := p.Seq()
 	s.mu.Lock()
-	pe, ok := s.pending[seq]
-	if ok {
-		delete(s.pending, seq)
-	}
+	pe, ok := s.pending.take(seq)
 	s.mu.Unlock()
 	if !ok || (p.ID() != GenericNack && p.ID().Request() != pe.id) {
 		s.unmatched.Add(1)
 		s.log.Debug("smpp: response matches no request", zap.Stringer("command", p.ID()), zap.Uint32("seq", seq))
 		if ok { // wrong command for the sequence number: keep waiting for the right one
 			s.mu.Lock()
-			if s.pending != nil {
-				s.pending[seq] = pe
+			if !s.finished {
+				s.pending.put(seq, pe) // its slot was freed just above
 			}
 			s.mu.Unlock()
 		}
@@ -1107,14 +1115,8 @@ func (k keepalive) HandleResponse(_ Ref, _ *PDU, err error) {
 // whether the session goes on.
 func (s *Session) timers(now time.Time, bw *bufio.Writer) bool {
 	nowNs := now.UnixNano()
-	var expired []pending
 	s.mu.Lock()
-	for seq, pe := range s.pending {
-		if pe.deadline <= nowNs {
-			delete(s.pending, seq)
-			expired = append(expired, pe)
-		}
-	}
+	expired := s.pending.takeIf(nil, func(pe *pending) bool { return pe.deadline <= nowNs })
 	s.mu.Unlock()
 	for _, pe := range expired {
 		<-s.window
@@ -1142,7 +1144,7 @@ func (s *Session) timers(now time.Time, bw *bufio.Writer) bool {
 	}
 	if s.cfg.EnquireLinkInterval > 0 && idle > s.cfg.EnquireLinkInterval {
 		s.mu.Lock()
-		if s.enqSeq != 0 || s.pending == nil {
+		if s.enqSeq != 0 || s.finished {
 			s.mu.Unlock()
 			return true
 		}
@@ -1152,9 +1154,9 @@ func (s *Session) timers(now time.Time, bw *bufio.Writer) bool {
 			s.mu.Unlock()
 			return true
 		}
-		seq := s.NextSeq()
+		seq := s.freeSeq()
 		s.enqSeq = seq
-		s.pending[seq] = pending{h: keepalive{s}, id: EnquireLink, deadline: nowNs + int64(s.cfg.ResponseTimeout)}
+		s.pending.put(seq, pending{h: keepalive{s}, id: EnquireLink, deadline: nowNs + int64(s.cfg.ResponseTimeout)})
 		s.mu.Unlock()
 		return s.directWrite(bw, HeaderOnly(EnquireLink, StatusOK, seq))
 	}
