@@ -79,6 +79,24 @@ func BenchmarkFrameReader(b *testing.B) {
 	}
 }
 
+// BenchmarkReadPDU is what a session's reader does per PDU: read the frame and index it, the
+// frame and its PDU in one allocation.
+func BenchmarkReadPDU(b *testing.B) {
+	f := otpSubmitSM(b)
+	r := NewFrameReader(&loopReader{b: bytes.Repeat(f, 1000)}, 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(f)))
+	for b.Loop() {
+		p, frame, err := r.ReadPDU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Reset(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkFieldAccess reads what a policy looks at: destination_addr, short_message and a TLV.
 func BenchmarkFieldAccess(b *testing.B) {
 	p, err := Parse(otpSubmitSM(b))
