@@ -79,3 +79,32 @@ func TestFreeSeqSkipsUnanswered(t *testing.T) {
 		t.Fatal("the unanswered request was overwritten")
 	}
 }
+
+// A table starts small (a quiet session's keepalive needs one slot) and doubles while more
+// than half its slots are in use, up to twice the window; every request survives a growth.
+func TestPendingTableGrows(t *testing.T) {
+	tab := newPendingTable(100) // up to 256 slots
+	for seq := uint32(1); seq <= 100; seq++ {
+		if !tab.free(seq) {
+			t.Fatalf("seq %d not free", seq)
+		}
+		tab.put(seq, pending{deadline: int64(seq)})
+		want := minPendingSlots
+		for 2*int(seq) > want {
+			want *= 2
+		}
+		if len(tab.slots) != want {
+			t.Fatalf("%d in flight: %d slots, want %d", seq, len(tab.slots), want)
+		}
+	}
+	for seq := uint32(1); seq <= 100; seq++ {
+		if p, ok := tab.take(seq); !ok || p.deadline != int64(seq) {
+			t.Fatalf("seq %d lost in a growth", seq)
+		}
+	}
+	small := newPendingTable(100)
+	small.put(7, pending{})
+	if len(small.slots) != minPendingSlots {
+		t.Fatalf("one request: %d slots, want %d", len(small.slots), minPendingSlots)
+	}
+}

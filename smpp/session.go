@@ -889,19 +889,19 @@ func (s *Session) rejectMalformed(p *PDU, err error) {
 
 func (s *Session) handleResponse(p *PDU) {
 	seq := p.Seq()
+	// A response with the wrong command for the sequence number leaves the request waiting
+	// for the right one: it is taken only when it matches, under one lock (taking it first
+	// and putting it back would free its slot for a moment, for a new request to take).
 	s.mu.Lock()
-	pe, ok := s.pending.take(seq)
+	pe, ok := s.pending.peek(seq)
+	ok = ok && (p.ID() == GenericNack || p.ID().Request() == pe.id)
+	if ok {
+		s.pending.take(seq)
+	}
 	s.mu.Unlock()
-	if !ok || (p.ID() != GenericNack && p.ID().Request() != pe.id) {
+	if !ok {
 		s.unmatched.Add(1)
 		s.log.Debug("smpp: response matches no request", zap.Stringer("command", p.ID()), zap.Uint32("seq", seq))
-		if ok { // wrong command for the sequence number: keep waiting for the right one
-			s.mu.Lock()
-			if !s.finished {
-				s.pending.put(seq, pe) // its slot was freed just above
-			}
-			s.mu.Unlock()
-		}
 		return
 	}
 	<-s.window
