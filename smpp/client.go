@@ -769,8 +769,9 @@ func (l *Link) TrySend(p *PDU, h ResponseHandler, ref Ref) error {
 //
 // Requests without an origin go round robin. Requests of an origin session (the ESME) go
 // over one bind for a whole read burst: the bind is chosen when a burst starts — the one
-// with the fewest requests in flight, ties broken in turn — and kept until a Tail request
-// ends the burst or its window is full. Spreading a burst over every bind split it, and every
+// with the fewest requests in flight, ties broken in turn — and kept until the burst ends
+// (a Tail request, or the origin's reader reaching the end of what it read whatever its last
+// PDU was: Session.readLoop clears pickCur) or the bind's window is full. Spreading a burst over every bind split it, and every
 // bind's responses, into smaller write batches: round robin per request made 4× the write
 // syscalls of pass-through, runs of 64 requests per bind still ~2× (pooled
 // 0.045 writes per submit vs 0.024 pass-through, 0.028 with whole bursts). At a low rate
@@ -820,7 +821,9 @@ func (l *Link) pick(origin *Session, tail bool) (*Session, chan struct{}) {
 		}
 	}
 	if bestS != nil {
-		if !tail {
+		if tail {
+			origin.pickCur.Store(nil) // a one-request burst, or the end of one: nothing to keep
+		} else {
 			origin.pickCur.Store(best)
 		}
 		return bestS, nil

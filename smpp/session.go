@@ -863,11 +863,16 @@ func (s *Session) readLoop() {
 		p.tail = fr.Buffered() == 0
 		if p.ID().IsResponse() {
 			s.handleResponse(p)
-			continue
+		} else {
+			s.handleRequest(p)
+			if s.State() == StateClosed {
+				return
+			}
 		}
-		s.handleRequest(p)
-		if s.State() == StateClosed {
-			return
+		if p.tail && s.pickCur.Load() != nil {
+			// The burst ended, on whatever PDU (a deliver_sm_resp behind the submits, a
+			// request another link took): the next one picks its bind afresh (Link.pick).
+			s.pickCur.Store(nil)
 		}
 	}
 }

@@ -651,3 +651,75 @@ func TestLinkKeepsBurstOnOneBind(t *testing.T) {
 		}
 	}
 }
+
+// relayBack answers the origin of a request relayed over a link with the link's response.
+type relayBack struct{}
+
+func (relayBack) HandleResponse(ref Ref, resp *PDU, err error) {
+	if err != nil {
+		ref.Session.TryWriteResponse(HeaderOnly(SubmitSMResp, StatusSysErr, ref.Seq))
+		return
+	}
+	resp.SetSeq(ref.Seq)
+	ref.Session.TryWriteResponsePDU(resp)
+}
+
+// A burst whose last PDU never reaches the link (here an enquire_link behind each submit,
+// answered by the session itself, as a deliver_sm_resp behind submits would be) still ends
+// there: the next burst picks its bind afresh, so one ESME sending one submit at a time
+// spreads them evenly over the binds instead of sticking to the first one.
+func TestLinkBurstEndsOnAnyLastPDU(t *testing.T) {
+	l, per, mu := spreadLink(t)
+	addr, _ := runServer(t, Config{}, func(s *Session, p *PDU) {
+		switch {
+		case p.ID().IsBind():
+			s.AcceptBind(p, StatusOK, "esme")
+		case p.ID() == SubmitSM:
+			if err := l.TrySend(p, relayBack{}, Ref{Session: s, Seq: p.Seq()}); err != nil {
+				s.Respond(p, StatusThrottled, "")
+			}
+		default:
+			s.Respond(p, StatusOK, "")
+		}
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fr := NewFrameReader(c, 0)
+	if _, err := c.Write(mustB(BindParams{SystemID: "esme", Password: "pw"}.Encode(BindTransceiver, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := fr.ReadFrame(); err != nil || mustPDU(t, f).Status() != StatusOK {
+		t.Fatalf("bind: %v", err)
+	}
+	const n = spreadBinds * 25
+	for i := range n {
+		// One write: the session reads the submit_sm with the enquire_link behind it.
+		burst := append(submitSM(t, uint32(2+i), "x"), HeaderOnly(EnquireLink, StatusOK, uint32(100000+i))...)
+		if _, err := c.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := mustPDU(t, f); p.Status() != StatusOK {
+				t.Fatalf("%s %s", p.ID(), p.Status())
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for s, c := range per {
+		if c != n/spreadBinds {
+			t.Fatalf("bind %p got %d of %d submits, want %d each: %v", s, c, n, n/spreadBinds, per)
+		}
+	}
+	if len(per) != spreadBinds {
+		t.Fatalf("submits went over %d binds, want %d", len(per), spreadBinds)
+	}
+}
