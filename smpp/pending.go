@@ -66,25 +66,29 @@ func (t *pendingTable) grow() {
 	}
 }
 
+// at returns seq's slot if it holds seq's request, else nil.
+func (t *pendingTable) at(seq uint32) *pendingSlot {
+	if t.slots == nil {
+		return nil
+	}
+	if sl := &t.slots[int(seq)&(len(t.slots)-1)]; sl.used && sl.seq == seq {
+		return sl
+	}
+	return nil
+}
+
 // peek returns the request registered under seq, leaving it there.
 func (t *pendingTable) peek(seq uint32) (pending, bool) {
-	if t.slots == nil {
-		return pending{}, false
+	if sl := t.at(seq); sl != nil {
+		return sl.p, true
 	}
-	sl := &t.slots[int(seq)&(len(t.slots)-1)]
-	if !sl.used || sl.seq != seq {
-		return pending{}, false
-	}
-	return sl.p, true
+	return pending{}, false
 }
 
 // take removes and returns the request registered under seq.
 func (t *pendingTable) take(seq uint32) (pending, bool) {
-	if t.slots == nil {
-		return pending{}, false
-	}
-	sl := &t.slots[int(seq)&(len(t.slots)-1)]
-	if !sl.used || sl.seq != seq {
+	sl := t.at(seq)
+	if sl == nil {
 		return pending{}, false
 	}
 	p := sl.p

@@ -1,7 +1,6 @@
 package smpp
 
 import (
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -19,30 +18,6 @@ import (
 // on its debug log line; the next sequence number is the one that maps to A's slot, so B
 // must skip it.
 func TestWrongCommandResponseKeepsOtherRequests(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peerc := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(peerc)
-			return
-		}
-		peerc <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, ok := <-peerc
-	if !ok {
-		t.Fatal("accept failed")
-	}
-	defer peer.Close()
-
 	inGap, release := make(chan struct{}), make(chan struct{})
 	var once, releaseOnce sync.Once
 	closeRelease := func() { releaseOnce.Do(func() { close(release) }) }
@@ -53,10 +28,8 @@ func TestWrongCommandResponseKeepsOtherRequests(t *testing.T) {
 		}
 		return nil
 	}))
-	s := NewSession(c, SideESME, nil, Config{Window: 4, ResponseTimeout: 2 * time.Second,
-		EnquireLinkInterval: -1, BindTimeout: time.Hour, Logger: log})
-	defer s.Close()
-	defer closeRelease() // before Close: a failing test must not leave the reader held
+	s, peer := tcpPair(t, Config{Window: 4, ResponseTimeout: 2 * time.Second, BindTimeout: time.Hour, Logger: log})
+	defer closeRelease() // before tcpPair's cleanup closes the session: a failing test must not leave the reader held
 	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
 	fr := NewFrameReader(peer, DefaultMaxPDUSize)
 	readSeq := func() uint32 {
