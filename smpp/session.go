@@ -347,8 +347,8 @@ func (s *Session) NextSeq() uint32 {
 	}
 }
 
-// freeSeq returns the next sequence number whose pending slot is free (under mu). At most
-// Window requests are registered in a table of twice as many slots, so it rarely skips one.
+// freeSeq returns the next sequence number whose pending slot is free (under mu). The table
+// keeps at least half its slots free (it grows, up to twice the window), so it rarely skips one.
 func (s *Session) freeSeq() uint32 {
 	for {
 		if seq := s.NextSeq(); s.pending.free(seq) {
@@ -856,11 +856,13 @@ func (s *Session) readLoop() {
 		if s.cfg.Counts != nil {
 			s.cfg.Counts.add(true, frame)
 		}
+		tail := fr.Buffered() == 0
 		if err := p.Reset(frame); err != nil {
 			s.rejectMalformed(p, err)
+			s.endBurst(tail)
 			continue
 		}
-		p.tail = fr.Buffered() == 0
+		p.tail = tail
 		if p.ID().IsResponse() {
 			s.handleResponse(p)
 		} else {
@@ -869,11 +871,16 @@ func (s *Session) readLoop() {
 				return
 			}
 		}
-		if p.tail && s.pickCur.Load() != nil {
-			// The burst ended, on whatever PDU (a deliver_sm_resp behind the submits, a
-			// request another link took): the next one picks its bind afresh (Link.pick).
-			s.pickCur.Store(nil)
-		}
+		s.endBurst(tail)
+	}
+}
+
+// endBurst: when tail, the reader reached the end of what it read, whatever its last PDU was
+// (a deliver_sm_resp behind submits, a request another link took, a malformed one): the next
+// request picks its bind afresh (Link.pick).
+func (s *Session) endBurst(tail bool) {
+	if tail && s.pickCur.Load() != nil {
+		s.pickCur.Store(nil)
 	}
 }
 
