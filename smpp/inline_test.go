@@ -271,3 +271,45 @@ func TestReadPDUSizes(t *testing.T) {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 }
+
+// A frame that went to the spill (the send queue was full) is not overtaken by a later one
+// that finds room in the queue: while the spill holds frames, try-writes go behind them.
+func TestSpilledFrameNotOvertaken(t *testing.T) {
+	var hold atomic.Bool
+	held, rel := make(chan struct{}, 1), make(chan struct{})
+	s, peer := tcpPair(t, Config{Window: 2, PeerWindow: 2, NoInlineWrites: true, Trace: func(_ *Session, rx bool, b []byte) {
+		if !rx && hold.Load() && binary.BigEndian.Uint32(b[12:]) == 1 {
+			held <- struct{}{}
+			<-rel
+		}
+	}})
+	hold.Store(true)
+	if err := s.write(numbered(1, 64)); err != nil {
+		t.Fatal(err)
+	}
+	<-held // the writer is busy with frame 1
+	var parked [][]byte
+	for i := 0; len(s.out) < cap(s.out); i++ { // the queue fills up behind it
+		f := numbered(uint32(100+i), 64)
+		if err := s.write(f); err != nil {
+			t.Fatal(err)
+		}
+		parked = append(parked, f)
+	}
+	if err := s.tryWrite(numbered(2, 64), false); err != nil { // spilled
+		t.Fatal(err)
+	}
+	if s.spillN.Load() != 1 {
+		t.Fatalf("spill holds %d frames, want 1", s.spillN.Load())
+	}
+	// The queue empties (as if the writer had caught up with it), the spill still waiting.
+	for range parked {
+		<-s.out
+		s.queued.Add(-1)
+	}
+	if err := s.tryWrite(numbered(3, 64), false); err != nil {
+		t.Fatal(err)
+	}
+	close(rel)
+	readNumbered(t, peer, 3) // 1, then 2 (spilled first), then 3
+}

@@ -453,10 +453,15 @@ func (s *Session) tryWrite(b []byte, tail bool) error {
 		return nil
 	}
 	s.queued.Add(1)
-	select {
-	case s.out <- b:
-		return nil
-	default:
+	// While frames wait in the spill, later ones go behind them: the writer empties the
+	// channel before the spill, so a frame put in the channel now would overtake them (a
+	// receipt its submit_sm_resp, say).
+	if s.spillN.Load() == 0 {
+		select {
+		case s.out <- b:
+			return nil
+		default:
+		}
 	}
 	s.spillMu.Lock()
 	now := time.Now()
