@@ -658,33 +658,30 @@ func (l *Link) rollSlots(ctx context.Context, stale []*slot, cfg *LinkConfig, re
 	report(nil)
 }
 
-// retireSlot stops picking sl, waits until its requests in flight are answered (up to its
-// session's ResponseTimeout), then stops its goroutine and unbinds it. It reports false,
-// leaving sl in service, when ctx is done before the unbind.
-func (l *Link) retireSlot(ctx context.Context, sl *slot) bool {
-	cfg := sl.cfg.Load()
-	sl.draining.Store(true)
-	deadline := time.NewTimer(cfg.Session.withDefaults().ResponseTimeout)
+// IdleResult is how WaitIdle ended.
+type IdleResult int
+
+// WaitIdle results.
+const (
+	Idle         IdleResult = iota // inFlight was 0 on two ticks in a row
+	IdleTimedOut                   // timeout passed first
+	IdleStopped                    // stop was closed first
+)
+
+// WaitIdle waits until inFlight() reports 0 on two consecutive 10 ms ticks (so a request
+// sent just after one look is seen), up to timeout or until stop is closed. It is how a bind
+// or link being retired lets the requests in flight on it be answered before its unbind.
+func WaitIdle(stop <-chan struct{}, timeout time.Duration, inFlight func() int) IdleResult {
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	inFlight := func() int {
-		if s := sl.sess.Load(); s != nil {
-			n, _ := s.InFlight()
-			return n
-		}
-		return 0
-	}
-wait:
 	for quiet := 0; quiet < 2; {
 		select {
-		case <-ctx.Done():
-			sl.draining.Store(false)
-			return false
+		case <-stop:
+			return IdleStopped
 		case <-deadline.C:
-			l.log.Warn("smpp: reconfigure: unbinding a bind with requests still in flight",
-				zap.Int("slot", sl.n), zap.Int("requests_in_flight", inFlight()))
-			break wait
+			return IdleTimedOut
 		case <-tick.C:
 		}
 		if inFlight() == 0 {
@@ -692,6 +689,30 @@ wait:
 		} else {
 			quiet = 0
 		}
+	}
+	return Idle
+}
+
+// retireSlot stops picking sl, waits until its requests in flight are answered (up to its
+// session's ResponseTimeout), then stops its goroutine and unbinds it. It reports false,
+// leaving sl in service, when ctx is done before the unbind.
+func (l *Link) retireSlot(ctx context.Context, sl *slot) bool {
+	cfg := sl.cfg.Load()
+	sl.draining.Store(true)
+	inFlight := func() int {
+		if s := sl.sess.Load(); s != nil {
+			n, _ := s.InFlight()
+			return n
+		}
+		return 0
+	}
+	switch WaitIdle(ctx.Done(), cfg.Session.withDefaults().ResponseTimeout, inFlight) {
+	case IdleStopped:
+		sl.draining.Store(false)
+		return false
+	case IdleTimedOut:
+		l.log.Warn("smpp: reconfigure: unbinding a bind with requests still in flight",
+			zap.Int("slot", sl.n), zap.Int("requests_in_flight", inFlight()))
 	}
 	sl.cancel()
 	if s := sl.sess.Load(); s != nil && sl.sess.CompareAndSwap(s, nil) {

@@ -1,7 +1,9 @@
 package smpp
 
 import (
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The pending table registers, finds and removes requests by sequence number; a slot still
@@ -106,5 +108,38 @@ func TestPendingTableGrows(t *testing.T) {
 	small.put(7, pending{})
 	if len(small.slots) != minPendingSlots {
 		t.Fatalf("one request: %d slots, want %d", len(small.slots), minPendingSlots)
+	}
+}
+
+// WaitIdle ends when nothing is in flight on two ticks in a row, at its timeout, or when
+// stopped, whichever comes first.
+func TestWaitIdle(t *testing.T) {
+	closed := make(chan struct{})
+	close(closed)
+	var calls atomic.Int32
+	cases := []struct {
+		name     string
+		stop     <-chan struct{}
+		timeout  time.Duration
+		inFlight func() int
+		want     IdleResult
+	}{
+		{"idle", nil, 5 * time.Second, func() int { return 0 }, Idle},
+		{"busy then idle", nil, 5 * time.Second, func() int {
+			if calls.Add(1) < 3 {
+				return 1
+			}
+			return 0
+		}, Idle},
+		{"never idle", nil, 100 * time.Millisecond, func() int { return 1 }, IdleTimedOut},
+		{"stopped", closed, 5 * time.Second, func() int { return 1 }, IdleStopped},
+	}
+	for _, c := range cases {
+		if got := WaitIdle(c.stop, c.timeout, c.inFlight); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	if calls.Load() < 4 {
+		t.Errorf("busy then idle: idle after %d looks, want two idle looks after two busy ones", calls.Load())
 	}
 }

@@ -210,10 +210,6 @@ func (r *Relay) done() <-chan struct{} {
 // to Config.DrainTimeout), since an SMSC may answer them after its unbind_resp, which would
 // turn them into ESME_RSYSERR. Then every bind is unbound.
 func (r *Relay) retireLink(u *upstream) {
-	deadline := time.NewTimer(r.drainTimeout())
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	inFlight := func() int {
 		n := 0
 		for _, s := range u.link.Sessions() {
@@ -222,22 +218,9 @@ func (r *Relay) retireLink(u *upstream) {
 		}
 		return n
 	}
-wait:
-	for quiet := 0; quiet < 2; {
-		select {
-		case <-r.done():
-			break wait
-		case <-deadline.C:
-			r.log.Warn("relay: drain timeout; unbinding a replaced upstream link with requests in flight",
-				zap.String("upstream", u.Name), zap.Int("requests_in_flight", inFlight()))
-			break wait
-		case <-tick.C:
-		}
-		if inFlight() == 0 {
-			quiet++
-		} else {
-			quiet = 0
-		}
+	if smpp.WaitIdle(r.done(), r.drainTimeout(), inFlight) == smpp.IdleTimedOut {
+		r.log.Warn("relay: drain timeout; unbinding a replaced upstream link with requests in flight",
+			zap.String("upstream", u.Name), zap.Int("requests_in_flight", inFlight()))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
